@@ -1,0 +1,121 @@
+import { join } from 'node:path';
+import { DEFAULT_DOMAINS, loadDomain, mixtureOf } from '@grove/data';
+import { parameterCount, presetConfig } from '@grove/model';
+import { latestCheckpointFolder, loadCheckpoint, saveCheckpoint } from '@grove/store';
+import { EVALUATION_DEFAULTS, runTraining, TRAINING_DEFAULTS, Trainer, type TrainingSettings } from '@grove/train';
+import type { Command } from 'commander';
+import { list, nonNegativeInteger, positiveInteger, positiveNumber, progressLine, startBackend } from '../options.js';
+import { printTable } from '../table.js';
+
+interface TrainOptions {
+  preset: string;
+  domains: string[];
+  steps: number;
+  batchSize: number;
+  accumulation: number;
+  lr: number;
+  warmup: number;
+  seed: number;
+  out: string;
+  evalEvery: number;
+  evalBytes: number;
+  checkpointEvery: number;
+  resume: boolean;
+}
+
+export function registerTrain(program: Command): void {
+  program
+    .command('train')
+    .description('Train a language model on one or more domains and save it as safetensors.')
+    .option('--preset <name>', 'model shape: tiny or small', 'tiny')
+    .option('--domains <list>', 'Brown domains or name=folder user data, comma-separated', list, DEFAULT_DOMAINS)
+    .option('--steps <n>', 'optimizer updates', positiveInteger, TRAINING_DEFAULTS.steps)
+    .option('--batch-size <n>', 'sequences per micro-batch', positiveInteger, TRAINING_DEFAULTS.batchSize)
+    .option('--accumulation <n>', 'micro-batches per update', positiveInteger, TRAINING_DEFAULTS.accumulation)
+    .option('--lr <rate>', 'peak learning rate', positiveNumber, TRAINING_DEFAULTS.learningRate)
+    .option('--warmup <steps>', 'warm-up steps', nonNegativeInteger, TRAINING_DEFAULTS.warmupSteps)
+    .option('--seed <n>', 'seed for weights and data order', nonNegativeInteger, TRAINING_DEFAULTS.seed)
+    .option('--out <folder>', 'where the model and its checkpoints go', join('.grove', 'models', 'latest'))
+    .option('--eval-every <steps>', 'held-out evaluation interval (0: only at the end)', nonNegativeInteger, 200)
+    .option('--eval-bytes <n>', 'held-out bytes scored per domain', positiveInteger, EVALUATION_DEFAULTS.maxBytes)
+    .option('--checkpoint-every <steps>', 'resumable checkpoint interval', positiveInteger, 100)
+    .option('--resume', 'continue from the newest checkpoint in --out', false)
+    .action(async (options: TrainOptions) => {
+      await startBackend();
+      const domains = options.domains.map(loadDomain);
+      const stream = mixtureOf(domains);
+      const checkpointRoot = join(options.out, 'checkpoints');
+      const resumeFrom = options.resume ? latestCheckpointFolder(checkpointRoot) : undefined;
+      if (options.resume && !resumeFrom) throw new Error(`Nothing to resume: ${checkpointRoot} holds no checkpoint.`);
+      const trainer = resumeFrom
+        ? Trainer.resume(loadCheckpoint(resumeFrom), stream)
+        : Trainer.fresh(presetConfig(options.preset), settingsFrom(options), stream);
+      const config = trainer.model.config;
+      process.stderr.write(
+        `model: ${parameterCount(config).toLocaleString('en')} parameters, ${config.layers} layers × ${config.width} wide, context ${config.contextLength}\n` +
+          `data: ${domains.map((d) => `${d.name} ${(d.train.length / 1e6).toFixed(2)} MB`).join(', ')}\n` +
+          (resumeFrom ? `resuming from ${resumeFrom} at step ${trainer.step}\n` : ''),
+      );
+
+      const progress = progressLine(10);
+      const started = performance.now();
+      const tokensAtStart = trainer.tokensSeen;
+      let stopRequested = false;
+      const stop = () => {
+        stopRequested = true;
+      };
+      process.once('SIGINT', stop);
+      process.once('SIGTERM', stop);
+      const evaluations = await runTraining(trainer, {
+        evaluationDomains: domains,
+        evaluateEvery: options.evalEvery,
+        evaluation: { ...EVALUATION_DEFAULTS, maxBytes: options.evalBytes },
+        checkpointRoot,
+        checkpointEvery: options.checkpointEvery,
+        shouldStop: () => stopRequested,
+        onStep: (report) => {
+          const elapsed = (performance.now() - started) / 1000;
+          const rate = (trainer.tokensSeen - tokensAtStart) / elapsed;
+          progress.update(
+            report.step,
+            `step ${report.step}/${trainer.settings.steps}  loss ${report.loss.toFixed(3)}  ` +
+              `${(report.loss / Math.LN2).toFixed(3)} bits/byte  lr ${report.learningRate.toExponential(2)}  ` +
+              `${Math.round(rate)} tokens/s  ${elapsed.toFixed(0)} s`,
+          );
+        },
+        onEvaluation: (report) => {
+          progress.update(report.step, '', true);
+          const scores = report.scores.map((s) => `${s.domain} ${s.bitsPerByte.toFixed(3)}`).join('  ');
+          process.stderr.write(`held-out bits/byte at step ${report.step} (${report.tokensSeen} tokens): ${scores}\n`);
+        },
+      });
+      progress.done();
+      if (stopRequested) {
+        process.stderr.write(`stopped at step ${trainer.step}; continue with --resume --out ${options.out}\n`);
+        return;
+      }
+      const final = trainer.checkpoint();
+      const last = evaluations[evaluations.length - 1];
+      saveCheckpoint(options.out, {
+        config: final.config,
+        weights: final.weights,
+        state: { kind: 'model', domains: options.domains, trainingSettings: trainer.settings, evaluations },
+      });
+      if (last) {
+        printTable(last.scores.map((s) => ({ model: options.out, domain: s.domain, bitsPerByte: s.bitsPerByte })));
+      }
+      process.stderr.write(`saved ${options.out}\n`);
+    });
+}
+
+function settingsFrom(options: TrainOptions): TrainingSettings {
+  return {
+    ...TRAINING_DEFAULTS,
+    steps: options.steps,
+    batchSize: options.batchSize,
+    accumulation: options.accumulation,
+    learningRate: options.lr,
+    warmupSteps: Math.min(options.warmup, options.steps),
+    seed: options.seed,
+  };
+}

@@ -1,0 +1,25 @@
+import { Command } from 'commander';
+import { registerBench } from './commands/bench.js';
+import { registerEval } from './commands/eval.js';
+import { registerGenerate } from './commands/generate.js';
+import { registerTrain } from './commands/train.js';
+
+const program = new Command()
+  .name('grove')
+  .description('Train a forest of expert language models.')
+  .showHelpAfterError()
+  .configureOutput({ outputError: (text, write) => write(text) });
+
+registerTrain(program);
+registerEval(program);
+registerGenerate(program);
+registerBench(program);
+
+try {
+  await program.parseAsync(process.argv);
+} catch (error) {
+  // One line for the user; the stack only when asked for.
+  process.stderr.write(`grove: ${error instanceof Error ? error.message : String(error)}\n`);
+  if (process.env.GROVE_DEBUG && error instanceof Error) process.stderr.write(`${error.stack}\n`);
+  process.exit(1);
+}

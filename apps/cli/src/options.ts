@@ -1,0 +1,50 @@
+/** Parsers and helpers shared by the CLI commands. */
+
+import { describeBackend, selectBackend } from '@grove/model';
+import { InvalidArgumentError } from 'commander';
+
+export function positiveInteger(value: string): number {
+  const parsed = Number(value);
+  if (!Number.isInteger(parsed) || parsed < 1) throw new InvalidArgumentError('expected a positive integer.');
+  return parsed;
+}
+
+export function nonNegativeInteger(value: string): number {
+  const parsed = Number(value);
+  if (!Number.isInteger(parsed) || parsed < 0) throw new InvalidArgumentError('expected a non-negative integer.');
+  return parsed;
+}
+
+export function positiveNumber(value: string): number {
+  const parsed = Number(value);
+  if (!(parsed > 0)) throw new InvalidArgumentError('expected a positive number.');
+  return parsed;
+}
+
+export function list(value: string): string[] {
+  return value
+    .split(',')
+    .map((item) => item.trim())
+    .filter(Boolean);
+}
+
+/** Selects the compute backend and says which one, as every command that computes must. */
+export async function startBackend(): Promise<string> {
+  const choice = await selectBackend();
+  process.stderr.write(`${describeBackend(choice)}\n`);
+  return choice.name;
+}
+
+/** A status line that rewrites itself on a terminal and prints sparingly into logs. */
+export function progressLine(everySteps: number) {
+  const tty = process.stderr.isTTY;
+  return {
+    update(step: number, text: string, force = false) {
+      if (tty) process.stderr.write(`\r\x1b[2K${text}`);
+      else if (force || step % everySteps === 0) process.stderr.write(`${text}\n`);
+    },
+    done() {
+      if (tty) process.stderr.write('\n');
+    },
+  };
+}

@@ -1,0 +1,3 @@
+export * from './batches.js';
+export * from './brown.js';
+export * from './domains.js';

@@ -1,0 +1,150 @@
+/**
+ * Decoder-only Transformer language model: token + learned position embeddings,
+ * pre-norm blocks of causal multi-head attention and a feed-forward network, a final
+ * norm and an output head. Weights are stored [in, out] so every product is x · W.
+ */
+import * as tf from '@tensorflow/tfjs-core';
+import './gradients.js';
+import { type ModelConfig, parameterShapes, validateModelConfig } from './config.js';
+import { causalMask, gelu, rmsNorm, silu, softmaxCrossEntropy, tokenNegativeLogLikelihoods } from './ops.js';
+import { Rng } from './random.js';
+
+/** Named float32 values, the currency of checkpoints, peers and merges. */
+export type NamedArrays = Map<string, Float32Array>;
+
+const INIT_STD = 0.02;
+
+export class TransformerLM {
+  readonly config: ModelConfig;
+  readonly params: Map<string, tf.Variable>;
+
+  private constructor(config: ModelConfig, params: Map<string, tf.Variable>) {
+    this.config = config;
+    this.params = params;
+  }
+
+  /** A freshly initialised model; the same seed gives the same weights on every backend. */
+  static create(config: ModelConfig, seed: number): TransformerLM {
+    validateModelConfig(config);
+    const rng = new Rng(seed);
+    const values: NamedArrays = new Map();
+    // Residual projections are scaled down so the stream's variance does not grow with depth (GPT-2).
+    const residualStd = INIT_STD / Math.sqrt(2 * config.layers);
+    for (const [name, shape] of parameterShapes(config)) {
+      const size = shape.reduce((a, b) => a * b, 1);
+      const array = new Float32Array(size);
+      if (name.endsWith('norm.weight')) array.fill(1);
+      else {
+        const std = /\.(out|down)\.weight$/.test(name) ? residualStd : INIT_STD;
+        for (let i = 0; i < size; i++) array[i] = rng.normal() * std;
+      }
+      values.set(name, array);
+    }
+    return TransformerLM.fromArrays(config, values);
+  }
+
+  /** A model holding the given weights; every expected name must be present with its shape's size. */
+  static fromArrays(config: ModelConfig, values: NamedArrays): TransformerLM {
+    validateModelConfig(config);
+    const params = new Map<string, tf.Variable>();
+    for (const [name, shape] of parameterShapes(config)) {
+      const array = values.get(name);
+      if (!array) throw new Error(`Weights are missing parameter "${name}".`);
+      const size = shape.reduce((a, b) => a * b, 1);
+      if (array.length !== size) {
+        throw new Error(`Parameter "${name}" has ${array.length} values; the config needs shape [${shape}].`);
+      }
+      // Engine-assigned variable names: several models may live in one process.
+      params.set(name, tf.variable(tf.tensor(array, shape, 'float32'), true));
+    }
+    return new TransformerLM(config, params);
+  }
+
+  /** Copies every parameter out of the backend, in the stable order of the config. */
+  toArrays(): NamedArrays {
+    const values: NamedArrays = new Map();
+    for (const [name, variable] of this.params) values.set(name, variable.dataSync() as Float32Array);
+    return values;
+  }
+
+  /** Overwrites parameters in place from named arrays (a peer's average, a merged model). */
+  assign(values: NamedArrays): void {
+    for (const [name, variable] of this.params) {
+      const array = values.get(name);
+      if (!array) throw new Error(`Weights are missing parameter "${name}".`);
+      variable.assign(tf.tensor(array, variable.shape, 'float32'));
+    }
+  }
+
+  dispose(): void {
+    for (const variable of this.params.values()) variable.dispose();
+  }
+
+  private p(name: string): tf.Variable {
+    const param = this.params.get(name);
+    if (!param) throw new Error(`Model has no parameter "${name}".`);
+    return param;
+  }
+
+  /** Logits [B·T, vocab] for tokens [B, T]. */
+  logits(tokens: tf.Tensor2D): tf.Tensor2D {
+    const [batch, length] = tokens.shape;
+    const { width, heads, contextLength, normEpsilon } = this.config;
+    if (length > contextLength)
+      throw new Error(`Sequence of ${length} tokens exceeds the context of ${contextLength}.`);
+    const headWidth = width / heads;
+    const rows = batch * length;
+
+    const positions = this.p('embed.positions.weight');
+    const positionTable = length === contextLength ? positions : tf.slice(positions, [0, 0], [length, width]);
+    const embedded = tf.gather(this.p('embed.tokens.weight'), tf.reshape(tokens, [rows]));
+    let x = tf.reshape(tf.add(tf.reshape(embedded, [batch, length, width]), positionTable), [rows, width]);
+
+    const mask = causalMask(length);
+    const splitHeads = (t: tf.Tensor, perm: number[], shape: number[]) =>
+      tf.reshape(tf.transpose(tf.reshape(t, [batch, length, heads, headWidth]), perm), shape);
+
+    for (let layer = 0; layer < this.config.layers; layer++) {
+      const at = (name: string) => this.p(`layers.${layer}.${name}`);
+      const h = rmsNorm(x, at('attention.norm.weight'), normEpsilon);
+      // Scale queries rather than scores: the same result on a tensor `length` times smaller.
+      const query = tf.mul(tf.matMul(h, at('attention.query.weight')), 1 / Math.sqrt(headWidth));
+      const q = splitHeads(query, [0, 2, 1, 3], [batch * heads, length, headWidth]);
+      const kTransposed = splitHeads(
+        tf.matMul(h, at('attention.key.weight')),
+        [0, 2, 3, 1],
+        [batch * heads, headWidth, length],
+      );
+      const v = splitHeads(
+        tf.matMul(h, at('attention.value.weight')),
+        [0, 2, 1, 3],
+        [batch * heads, length, headWidth],
+      );
+      const attention = tf.softmax(tf.add(tf.matMul(q, kTransposed), mask));
+      const mixed = tf.reshape(
+        tf.transpose(tf.reshape(tf.matMul(attention, v), [batch, heads, length, headWidth]), [0, 2, 1, 3]),
+        [rows, width],
+      );
+      x = tf.add(x, tf.matMul(mixed, at('attention.out.weight')));
+
+      const f = rmsNorm(x, at('ffn.norm.weight'), normEpsilon);
+      const up = tf.matMul(f, at('ffn.up.weight'));
+      const hidden =
+        this.config.activation === 'swiglu' ? tf.mul(silu(tf.matMul(f, at('ffn.gate.weight'))), up) : gelu(up);
+      x = tf.add(x, tf.matMul(hidden, at('ffn.down.weight')));
+    }
+    return tf.matMul(rmsNorm(x, this.p('norm.weight'), normEpsilon), this.p('head.weight')) as tf.Tensor2D;
+  }
+
+  /** Mean next-token cross-entropy in nats; `targets` are `inputs` shifted by one. */
+  loss(inputs: tf.Tensor2D, targets: tf.Tensor2D): tf.Scalar {
+    const logits = this.logits(inputs);
+    const oneHot = tf.oneHot(tf.reshape(targets, [-1]) as tf.Tensor1D, this.config.vocabSize) as tf.Tensor2D;
+    return softmaxCrossEntropy(logits, tf.cast(oneHot, 'float32') as tf.Tensor2D);
+  }
+
+  /** Per-token negative log-likelihood in nats, [B·T], without gradients. */
+  tokenLosses(inputs: tf.Tensor2D, targets: tf.Tensor2D): tf.Tensor1D {
+    return tf.tidy(() => tokenNegativeLogLikelihoods(this.logits(inputs), tf.reshape(targets, [-1]) as tf.Tensor1D));
+  }
+}

@@ -1,0 +1,123 @@
+/**
+ * A checkpoint is a folder: `model.safetensors` (weights; the model config in its
+ * metadata), optionally `optimizer.safetensors` (optimizer moments) and `state.json`
+ * (trainer position: step, schedule, data and RNG state). The folder is written under a
+ * temporary name and renamed into place, and `state.json` records the hash of each
+ * tensor file, so a checkpoint is either complete and consistent or refused.
+ */
+import { randomBytes } from 'node:crypto';
+import { existsSync, mkdirSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { readRequiredFile } from './files.js';
+import { decodeSafetensors, encodeSafetensors, sha256, type TensorMap } from './safetensors.js';
+
+export const MODEL_FILE = 'model.safetensors';
+export const OPTIMIZER_FILE = 'optimizer.safetensors';
+export const STATE_FILE = 'state.json';
+const CONFIG_KEY = 'grove.config';
+
+export interface Checkpoint {
+  /** The model's config as JSON (validated by whoever loads it). */
+  config: Record<string, unknown>;
+  weights: TensorMap;
+  optimizer?: TensorMap;
+  /** Anything the trainer needs to continue exactly: must be JSON. */
+  state?: Record<string, unknown>;
+}
+
+export function saveCheckpoint(folder: string, checkpoint: Checkpoint): void {
+  mkdirSync(dirname(folder), { recursive: true });
+  const staging = `${folder}.tmp-${randomBytes(4).toString('hex')}`;
+  mkdirSync(staging);
+  try {
+    const hashes: Record<string, string> = {};
+    const model = encodeSafetensors(checkpoint.weights, {
+      format: 'pt',
+      [CONFIG_KEY]: JSON.stringify(checkpoint.config),
+    });
+    writeFileSync(join(staging, MODEL_FILE), model, { flush: true });
+    hashes[MODEL_FILE] = sha256(model);
+    if (checkpoint.optimizer) {
+      const optimizer = encodeSafetensors(checkpoint.optimizer, { format: 'pt' });
+      writeFileSync(join(staging, OPTIMIZER_FILE), optimizer, { flush: true });
+      hashes[OPTIMIZER_FILE] = sha256(optimizer);
+    }
+    const state = { ...(checkpoint.state ?? {}), files: hashes };
+    writeFileSync(join(staging, STATE_FILE), `${JSON.stringify(state, null, 2)}\n`, { flush: true });
+    if (existsSync(folder)) {
+      // Keep the old copy until the new one is in place; a crash in between leaves one of them whole.
+      const retired = `${folder}.old-${randomBytes(4).toString('hex')}`;
+      renameSync(folder, retired);
+      renameSync(staging, folder);
+      rmSync(retired, { recursive: true, force: true });
+    } else {
+      renameSync(staging, folder);
+    }
+  } catch (error) {
+    rmSync(staging, { recursive: true, force: true });
+    throw error;
+  }
+}
+
+/** Loads a checkpoint folder, verifying every file; throws one sentence naming what is wrong. */
+export function loadCheckpoint(folder: string): Checkpoint {
+  if (!existsSync(folder)) throw new Error(`Checkpoint not found: ${folder} does not exist.`);
+  const statePath = join(folder, STATE_FILE);
+  let state: (Record<string, unknown> & { files?: Record<string, string> }) | undefined;
+  if (existsSync(statePath)) {
+    try {
+      state = JSON.parse(readRequiredFile(statePath, 'Checkpoint state').toString('utf8'));
+    } catch {
+      throw new Error(`Checkpoint ${folder} has an unreadable ${STATE_FILE}; it was not loaded.`);
+    }
+  }
+  const read = (file: string) => {
+    const bytes = readRequiredFile(join(folder, file), 'Checkpoint file');
+    const expected = state?.files?.[file];
+    if (expected && expected !== sha256(bytes)) {
+      throw new Error(
+        `Checkpoint file ${join(folder, file)} does not match the hash in ${STATE_FILE}; it was not loaded.`,
+      );
+    }
+    return decodeSafetensors(bytes, join(folder, file));
+  };
+  const model = read(MODEL_FILE);
+  const configJson = model.metadata[CONFIG_KEY];
+  if (!configJson) throw new Error(`${join(folder, MODEL_FILE)} carries no model config in its metadata.`);
+  const hasOptimizer = existsSync(join(folder, OPTIMIZER_FILE));
+  if (state?.files?.[OPTIMIZER_FILE] && !hasOptimizer) {
+    throw new Error(`Checkpoint ${folder} is missing ${OPTIMIZER_FILE}; it was not loaded.`);
+  }
+  const { files: _files, ...trainerState } = state ?? {};
+  return {
+    config: JSON.parse(configJson),
+    weights: model.tensors,
+    optimizer: hasOptimizer ? read(OPTIMIZER_FILE).tensors : undefined,
+    state: state ? trainerState : undefined,
+  };
+}
+
+const STEP_FOLDER = /^step-(\d+)$/;
+
+/** Saves `checkpoints/step-NNNNNNNN` under `root`, then keeps only the newest `keep`. */
+export function saveNumberedCheckpoint(root: string, step: number, checkpoint: Checkpoint, keep = 2): string {
+  const folder = join(root, `step-${String(step).padStart(8, '0')}`);
+  saveCheckpoint(folder, checkpoint);
+  const steps = listNumbered(root);
+  for (const old of steps.slice(0, Math.max(0, steps.length - keep)))
+    rmSync(join(root, old), { recursive: true, force: true });
+  return folder;
+}
+
+/** The newest complete numbered checkpoint under `root`, or undefined when there is none. */
+export function latestCheckpointFolder(root: string): string | undefined {
+  const steps = listNumbered(root);
+  return steps.length ? join(root, steps[steps.length - 1]) : undefined;
+}
+
+function listNumbered(root: string): string[] {
+  if (!existsSync(root)) return [];
+  return readdirSync(root)
+    .filter((name) => STEP_FOLDER.test(name))
+    .sort();
+}

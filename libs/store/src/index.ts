@@ -1,0 +1,3 @@
+export * from './checkpoint.js';
+export * from './files.js';
+export * from './safetensors.js';

@@ -1,0 +1,5 @@
+export * from './adamw.js';
+export * from './evaluate.js';
+export * from './run.js';
+export * from './schedule.js';
+export * from './trainer.js';
