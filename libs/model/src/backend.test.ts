@@ -24,7 +24,10 @@ describe('backend selection', () => {
   });
 
   it('refuses an explicit tensorflow preference it cannot honour instead of silently falling back', async () => {
-    await assert.rejects(selectBackend('tensorflow', withoutNative), /No compute backend could load for GROVE_BACKEND=tensorflow/);
+    await assert.rejects(
+      selectBackend('tensorflow', withoutNative),
+      /No compute backend could load for GROVE_BACKEND=tensorflow/,
+    );
   });
 
   it('rejects unknown GROVE_BACKEND values with the allowed list', () => {

@@ -26,7 +26,13 @@ describe('TransformerLM', () => {
 
   it('maps [B, T] tokens to [B·T, vocab] logits', () => {
     const model = TransformerLM.create(micro, 1);
-    const logits = model.logits(tf.tensor2d([...Array(3 * 8).keys()].map((i) => i % 256), [3, 8], 'int32'));
+    const logits = model.logits(
+      tf.tensor2d(
+        [...Array(3 * 8).keys()].map((i) => i % 256),
+        [3, 8],
+        'int32',
+      ),
+    );
     assert.deepEqual(logits.shape, [24, micro.vocabSize]);
     assert.ok((logits.dataSync() as Float32Array).every(Number.isFinite));
     model.dispose();
@@ -62,7 +68,12 @@ describe('TransformerLM', () => {
       const loss = () => model.loss(inputs, targets).dataSync()[0];
       const { grads } = tf.variableGrads(() => model.loss(inputs, targets), [...model.params.values()]);
       const epsilon = 1e-2;
-      for (const name of ['layers.0.attention.query.weight', 'layers.0.ffn.up.weight', 'embed.tokens.weight', 'norm.weight']) {
+      for (const name of [
+        'layers.0.attention.query.weight',
+        'layers.0.ffn.up.weight',
+        'embed.tokens.weight',
+        'norm.weight',
+      ]) {
         const variable = model.params.get(name) as tf.Variable;
         const analytic = grads[variable.name].dataSync();
         const values = variable.dataSync().slice() as Float32Array;

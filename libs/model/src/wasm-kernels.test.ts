@@ -12,11 +12,18 @@ async function on(backend: 'wasm' | 'cpu', compute: () => tf.Tensor): Promise<Fl
 function assertClose(actual: Float32Array, expected: Float32Array, tolerance = 1e-4) {
   assert.equal(actual.length, expected.length);
   for (let i = 0; i < actual.length; i++) {
-    assert.ok(Math.abs(actual[i] - expected[i]) <= tolerance * (1 + Math.abs(expected[i])), `index ${i}: ${actual[i]} vs ${expected[i]}`);
+    assert.ok(
+      Math.abs(actual[i] - expected[i]) <= tolerance * (1 + Math.abs(expected[i])),
+      `index ${i}: ${actual[i]} vs ${expected[i]}`,
+    );
   }
 }
 
 const values = (size: number, seed: number) => Float32Array.from({ length: size }, (_, i) => Math.sin(i * 0.37 + seed));
+const tensorOf = (shape: number[], seed: number): tf.Tensor3D => {
+  const size = shape.reduce((x, y) => x * y);
+  return tf.tensor(values(size, seed), shape as [number, number, number]);
+};
 
 describe('wasm kernel fixes', () => {
   const cases: [string, number[], number[], boolean, boolean][] = [
@@ -29,13 +36,7 @@ describe('wasm kernel fixes', () => {
   ];
   for (const [label, aShape, bShape, transposeA, transposeB] of cases) {
     it(`BatchMatMul matches the reference backend: ${label}`, async () => {
-      const compute = () =>
-        tf.matMul(
-          tf.tensor(values(aShape.reduce((x, y) => x * y), 1), aShape) as tf.Tensor3D,
-          tf.tensor(values(bShape.reduce((x, y) => x * y), 2), bShape) as tf.Tensor3D,
-          transposeA,
-          transposeB,
-        );
+      const compute = () => tf.matMul(tensorOf(aShape, 1), tensorOf(bShape, 2), transposeA, transposeB);
       assertClose(await on('wasm', compute), await on('cpu', compute));
     });
   }

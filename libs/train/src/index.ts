@@ -2,4 +2,5 @@ export * from './adamw.js';
 export * from './evaluate.js';
 export * from './run.js';
 export * from './schedule.js';
+export * from './throughput.js';
 export * from './trainer.js';
