@@ -35,13 +35,19 @@ export async function startBackend(): Promise<string> {
   return choice.name;
 }
 
-/** A status line that rewrites itself on a terminal and prints sparingly into logs. */
-export function progressLine(everySteps: number) {
+/** A status line that rewrites itself on a terminal; in logs, every `everyCalls`-th update and the last. */
+export function progressLine(everyCalls: number) {
   const tty = process.stderr.isTTY;
+  let calls = 0;
   return {
-    update(step: number, text: string, force = false) {
+    update(last: boolean, text: string) {
+      calls++;
       if (tty) process.stderr.write(`\r\x1b[2K${text}`);
-      else if (force || step % everySteps === 0) process.stderr.write(`${text}\n`);
+      else if (last || calls % everyCalls === 0) process.stderr.write(`${text}\n`);
+    },
+    /** Makes room for a line of other output. */
+    clear() {
+      if (tty) process.stderr.write('\r\x1b[2K');
     },
     done() {
       if (tty) process.stderr.write('\n');

@@ -12,6 +12,8 @@ export interface ModelConfig {
   ffnWidth: number;
   /** Feed-forward non-linearity: GELU (two matrices) or SwiGLU (three, gated). */
   activation: 'gelu' | 'swiglu';
+  /** Positions as a learned table added to the embeddings, or as rotary phases on queries and keys (RoPE). */
+  positions: 'learned' | 'rotary';
   normEpsilon: number;
 }
 
@@ -25,6 +27,7 @@ export const PRESETS = {
     heads: 4,
     ffnWidth: 512,
     activation: 'gelu',
+    positions: 'learned',
     normEpsilon: 1e-5,
   },
   /** ~10.9 M parameters. */
@@ -36,6 +39,7 @@ export const PRESETS = {
     heads: 6,
     ffnWidth: 1536,
     activation: 'gelu',
+    positions: 'learned',
     normEpsilon: 1e-5,
   },
 } as const satisfies Record<string, ModelConfig>;
@@ -71,6 +75,12 @@ export function validateModelConfig(config: ModelConfig): ModelConfig {
   if (!['gelu', 'swiglu'].includes(config.activation)) {
     throw new Error(`Model config "activation" must be "gelu" or "swiglu"; got ${JSON.stringify(config.activation)}.`);
   }
+  if (!['learned', 'rotary'].includes(config.positions)) {
+    throw new Error(`Model config "positions" must be "learned" or "rotary"; got ${JSON.stringify(config.positions)}.`);
+  }
+  if (config.positions === 'rotary' && (config.width / config.heads) % 2 !== 0) {
+    throw new Error('Rotary positions need an even head width (width / heads).');
+  }
   if (!(config.normEpsilon > 0)) throw new Error('Model config "normEpsilon" must be positive.');
   return config;
 }
@@ -80,7 +90,7 @@ export function parameterShapes(config: ModelConfig): Map<string, number[]> {
   const { vocabSize, contextLength, width, ffnWidth } = config;
   const shapes = new Map<string, number[]>();
   shapes.set('embed.tokens.weight', [vocabSize, width]);
-  shapes.set('embed.positions.weight', [contextLength, width]);
+  if (config.positions === 'learned') shapes.set('embed.positions.weight', [contextLength, width]);
   for (let layer = 0; layer < config.layers; layer++) {
     const prefix = `layers.${layer}`;
     shapes.set(`${prefix}.attention.norm.weight`, [width]);

@@ -103,3 +103,52 @@ export function causalMask(length: number): tf.Tensor2D {
   }
   return mask;
 }
+
+interface RotaryTables {
+  cos: tf.Tensor2D;
+  sin: tf.Tensor2D;
+  /** x · rotation = rotate_half(x) = [−x₂, x₁]: a product instead of slices, which are slow on wasm. */
+  rotation: tf.Tensor2D;
+}
+
+const rotaryCache = new Map<string, RotaryTables>();
+const ROTARY_BASE = 10_000;
+
+function rotaryTables(length: number, headWidth: number): RotaryTables {
+  const key = `${length}x${headWidth}`;
+  let tables = rotaryCache.get(key);
+  if (!tables) {
+    const half = headWidth / 2;
+    const cos = new Float32Array(length * headWidth);
+    const sin = new Float32Array(length * headWidth);
+    for (let position = 0; position < length; position++) {
+      for (let i = 0; i < half; i++) {
+        const angle = position * ROTARY_BASE ** (-i / half);
+        for (const column of [i, i + half]) {
+          cos[position * headWidth + column] = Math.cos(angle);
+          sin[position * headWidth + column] = Math.sin(angle);
+        }
+      }
+    }
+    const rotation = new Float32Array(headWidth * headWidth);
+    for (let j = 0; j < half; j++) {
+      rotation[(j + half) * headWidth + j] = -1;
+      rotation[j * headWidth + j + half] = 1;
+    }
+    tables = {
+      cos: tf.keep(tf.tensor2d(cos, [length, headWidth])),
+      sin: tf.keep(tf.tensor2d(sin, [length, headWidth])),
+      rotation: tf.keep(tf.tensor2d(rotation, [headWidth, headWidth])),
+    };
+    rotaryCache.set(key, tables);
+  }
+  return tables;
+}
+
+/** Rotary position embedding (Su et al. 2021) of x [N, T, headWidth], in the rotate-half layout. */
+export function applyRotary(x: tf.Tensor3D): tf.Tensor3D {
+  const [count, length, headWidth] = x.shape;
+  const { cos, sin, rotation } = rotaryTables(length, headWidth);
+  const rotated = tf.reshape(tf.matMul(tf.reshape(x, [count * length, headWidth]), rotation), x.shape);
+  return tf.add(tf.mul(x, cos), tf.mul(rotated, sin)) as tf.Tensor3D;
+}

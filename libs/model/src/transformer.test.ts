@@ -3,6 +3,7 @@ import { before, describe, it } from 'node:test';
 import * as tf from '@tensorflow/tfjs-core';
 import { selectBackend } from './backend.js';
 import { type ModelConfig, parameterCount, parameterShapes, presetConfig } from './config.js';
+import { applyRotary } from './ops.js';
 import { TransformerLM } from './transformer.js';
 
 const micro: ModelConfig = { ...presetConfig('tiny'), layers: 2, width: 16, heads: 2, ffnWidth: 32, contextLength: 8 };
@@ -38,17 +39,18 @@ describe('TransformerLM', () => {
     model.dispose();
   });
 
-  it('is causal: changing a later token leaves earlier positions untouched', () => {
-    const model = TransformerLM.create(micro, 2);
-    const a = [10, 20, 30, 40, 50, 60, 70, 80];
-    const b = [...a];
-    b[5] = 200;
-    const la = model.logits(tf.tensor2d([a], [1, 8], 'int32')).arraySync() as number[][];
-    const lb = model.logits(tf.tensor2d([b], [1, 8], 'int32')).arraySync() as number[][];
-    for (let position = 0; position < 5; position++) assert.deepEqual(la[position], lb[position]);
-    assert.notDeepEqual(la[5], lb[5]);
-    model.dispose();
-  });
+  for (const positions of ['learned', 'rotary'] as const)
+    it(`is causal: changing a later token leaves earlier positions untouched (${positions} positions)`, () => {
+      const model = TransformerLM.create({ ...micro, positions }, 2);
+      const a = [10, 20, 30, 40, 50, 60, 70, 80];
+      const b = [...a];
+      b[5] = 200;
+      const la = model.logits(tf.tensor2d([a], [1, 8], 'int32')).arraySync() as number[][];
+      const lb = model.logits(tf.tensor2d([b], [1, 8], 'int32')).arraySync() as number[][];
+      for (let position = 0; position < 5; position++) assert.deepEqual(la[position], lb[position]);
+      assert.notDeepEqual(la[5], lb[5]);
+      model.dispose();
+    });
 
   it('gives the same initial weights for the same seed and different ones for another', () => {
     const first = TransformerLM.create(micro, 7).toArrays();
@@ -58,10 +60,14 @@ describe('TransformerLM', () => {
     assert.notDeepEqual(first.get('head.weight'), other.get('head.weight'));
   });
 
-  for (const activation of ['gelu', 'swiglu'] as const) {
-    it(`has gradients that match finite differences (${activation})`, () => {
+  const variants = [
+    { activation: 'gelu', positions: 'learned' },
+    { activation: 'swiglu', positions: 'rotary' },
+  ] as const;
+  for (const variant of variants) {
+    it(`has gradients that match finite differences (${variant.activation}, ${variant.positions} positions)`, () => {
       // float64 would be nicer; float32 with a central difference and a loose bound still catches wrong formulas.
-      const config = { ...micro, activation, layers: 1 };
+      const config = { ...micro, ...variant, layers: 1 };
       const model = TransformerLM.create(config, 3);
       const inputs = tf.tensor2d([[1, 5, 9, 13, 2, 6, 10, 14]], [1, 8], 'int32');
       const targets = tf.tensor2d([[5, 9, 13, 2, 6, 10, 14, 3]], [1, 8], 'int32');
@@ -98,6 +104,22 @@ describe('TransformerLM', () => {
       model.dispose();
     });
   }
+
+  it('rotary positions make query–key scores depend only on the offset between positions', () => {
+    const headWidth = 8;
+    const repeat = (values: number[]) => tf.tensor3d([Array(6).fill(values)], [1, 6, headWidth]);
+    const q = applyRotary(repeat([0.3, -1, 0.5, 2, 0.1, 0.7, -0.4, 1.1])).arraySync()[0];
+    const k = applyRotary(repeat([1, 0.2, -0.6, 0.4, 0.9, -1.3, 0.8, 0.05])).arraySync()[0];
+    const score = (m: number, n: number) => q[m].reduce((sum, value, i) => sum + value * k[n][i], 0);
+    assert.ok(Math.abs(score(2, 0) - score(5, 3)) < 1e-5);
+    assert.ok(Math.abs(score(4, 1) - score(3, 0)) < 1e-5);
+    assert.ok(Math.abs(score(2, 0) - score(3, 0)) > 1e-3, 'different offsets score differently');
+    assert.ok(!parameterShapes({ ...micro, positions: 'rotary' }).has('embed.positions.weight'));
+    assert.throws(
+      () => TransformerLM.create({ ...micro, positions: 'rotary', width: 18, heads: 2 }, 1),
+      /even head width/,
+    );
+  });
 
   it('round-trips weights through named arrays', () => {
     const model = TransformerLM.create(micro, 4);

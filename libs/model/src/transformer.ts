@@ -6,7 +6,15 @@
 import * as tf from '@tensorflow/tfjs-core';
 import './gradients.js';
 import { type ModelConfig, parameterShapes, validateModelConfig } from './config.js';
-import { causalMask, gelu, rmsNorm, silu, softmaxCrossEntropy, tokenNegativeLogLikelihoods } from './ops.js';
+import {
+  applyRotary,
+  causalMask,
+  gelu,
+  rmsNorm,
+  silu,
+  softmaxCrossEntropy,
+  tokenNegativeLogLikelihoods,
+} from './ops.js';
 import { Rng } from './random.js';
 
 /** Named float32 values, the currency of checkpoints, peers and merges. */
@@ -95,10 +103,13 @@ export class TransformerLM {
     const headWidth = width / heads;
     const rows = batch * length;
 
-    const positions = this.p('embed.positions.weight');
-    const positionTable = length === contextLength ? positions : tf.slice(positions, [0, 0], [length, width]);
-    const embedded = tf.gather(this.p('embed.tokens.weight'), tf.reshape(tokens, [rows]));
-    let x = tf.reshape(tf.add(tf.reshape(embedded, [batch, length, width]), positionTable), [rows, width]);
+    const embedded = tf.reshape(tf.gather(this.p('embed.tokens.weight'), tf.reshape(tokens, [rows])), [
+      batch,
+      length,
+      width,
+    ]);
+    const rotary = this.config.positions === 'rotary';
+    let x = tf.reshape(rotary ? embedded : tf.add(embedded, this.positionTable(length)), [rows, width]);
 
     const mask = causalMask(length);
     const splitHeads = (t: tf.Tensor, perm: number[], shape: number[]) =>
@@ -109,18 +120,15 @@ export class TransformerLM {
       const h = rmsNorm(x, at('attention.norm.weight'), normEpsilon);
       // Scale queries rather than scores: the same result on a tensor `length` times smaller.
       const query = tf.mul(tf.matMul(h, at('attention.query.weight')), 1 / Math.sqrt(headWidth));
-      const q = splitHeads(query, [0, 2, 1, 3], [batch * heads, length, headWidth]);
-      const kTransposed = splitHeads(
-        tf.matMul(h, at('attention.key.weight')),
-        [0, 2, 3, 1],
-        [batch * heads, headWidth, length],
-      );
-      const v = splitHeads(
-        tf.matMul(h, at('attention.value.weight')),
-        [0, 2, 1, 3],
-        [batch * heads, length, headWidth],
-      );
-      const attention = tf.softmax(tf.add(tf.matMul(q, kTransposed), mask));
+      const headShape = [batch * heads, length, headWidth];
+      const q = splitHeads(query, [0, 2, 1, 3], headShape) as tf.Tensor3D;
+      const key = tf.matMul(h, at('attention.key.weight'));
+      // Keys go straight to [B·H, headWidth, T] unless they must be rotated first.
+      const kTransposed = rotary
+        ? tf.transpose(applyRotary(splitHeads(key, [0, 2, 1, 3], headShape) as tf.Tensor3D), [0, 2, 1])
+        : splitHeads(key, [0, 2, 3, 1], [batch * heads, headWidth, length]);
+      const v = splitHeads(tf.matMul(h, at('attention.value.weight')), [0, 2, 1, 3], headShape);
+      const attention = tf.softmax(tf.add(tf.matMul(rotary ? applyRotary(q) : q, kTransposed), mask));
       const mixed = tf.reshape(
         tf.transpose(tf.reshape(tf.matMul(attention, v), [batch, heads, length, headWidth]), [0, 2, 1, 3]),
         [rows, width],
@@ -134,6 +142,11 @@ export class TransformerLM {
       x = tf.add(x, tf.matMul(hidden, at('ffn.down.weight')));
     }
     return tf.matMul(rmsNorm(x, this.p('norm.weight'), normEpsilon), this.p('head.weight')) as tf.Tensor2D;
+  }
+
+  private positionTable(length: number): tf.Tensor {
+    const table = this.p('embed.positions.weight');
+    return length === this.config.contextLength ? table : tf.slice(table, [0, 0], [length, this.config.width]);
   }
 
   /** Mean next-token cross-entropy in nats; `targets` are `inputs` shifted by one. */

@@ -31,12 +31,16 @@ describe('checkpoints', () => {
     assert.deepEqual(loaded.state, { step: 3 });
   });
 
-  it('replace an existing checkpoint without leaving staging folders behind', () => {
+  it('replace an existing checkpoint in place, keeping unrelated files and leaving no temporaries', () => {
     const root = scratch();
-    saveCheckpoint(join(root, 'model'), checkpoint(1));
-    saveCheckpoint(join(root, 'model'), checkpoint(2));
+    const folder = join(root, 'model');
+    saveCheckpoint(folder, checkpoint(1));
+    writeFileSync(join(folder, 'notes.txt'), 'kept');
+    saveCheckpoint(folder, { ...checkpoint(2), optimizer: undefined });
     assert.deepEqual(readdirSync(root), ['model']);
-    assert.deepEqual(loadCheckpoint(join(root, 'model')).state, { step: 2 });
+    assert.deepEqual(readdirSync(folder).sort(), ['model.safetensors', 'notes.txt', 'state.json']);
+    assert.deepEqual(loadCheckpoint(folder).state, { step: 2 });
+    assert.equal(loadCheckpoint(folder).optimizer, undefined);
   });
 
   it('refuse a checkpoint whose optimizer file was swapped or removed', () => {

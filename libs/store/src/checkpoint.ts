@@ -8,7 +8,7 @@
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import { readRequiredFile } from './files.js';
+import { readRequiredFile, writeFileAtomic } from './files.js';
 import { decodeSafetensors, encodeSafetensors, sha256, type TensorMap } from './safetensors.js';
 
 export const MODEL_FILE = 'model.safetensors';
@@ -26,37 +26,38 @@ export interface Checkpoint {
 }
 
 export function saveCheckpoint(folder: string, checkpoint: Checkpoint): void {
+  const files = encodeCheckpoint(checkpoint);
+  if (existsSync(folder)) {
+    // The folder may hold other things (a run's checkpoints/): replace our files one by one,
+    // state.json last; until it lands, its hashes refuse any mix of old and new files.
+    for (const [name, bytes] of files) writeFileAtomic(join(folder, name), bytes);
+    if (!checkpoint.optimizer) rmSync(join(folder, OPTIMIZER_FILE), { force: true });
+    return;
+  }
   mkdirSync(dirname(folder), { recursive: true });
   const staging = `${folder}.tmp-${randomBytes(4).toString('hex')}`;
   mkdirSync(staging);
   try {
-    const hashes: Record<string, string> = {};
-    const model = encodeSafetensors(checkpoint.weights, {
-      format: 'pt',
-      [CONFIG_KEY]: JSON.stringify(checkpoint.config),
-    });
-    writeFileSync(join(staging, MODEL_FILE), model, { flush: true });
-    hashes[MODEL_FILE] = sha256(model);
-    if (checkpoint.optimizer) {
-      const optimizer = encodeSafetensors(checkpoint.optimizer, { format: 'pt' });
-      writeFileSync(join(staging, OPTIMIZER_FILE), optimizer, { flush: true });
-      hashes[OPTIMIZER_FILE] = sha256(optimizer);
-    }
-    const state = { ...(checkpoint.state ?? {}), files: hashes };
-    writeFileSync(join(staging, STATE_FILE), `${JSON.stringify(state, null, 2)}\n`, { flush: true });
-    if (existsSync(folder)) {
-      // Keep the old copy until the new one is in place; a crash in between leaves one of them whole.
-      const retired = `${folder}.old-${randomBytes(4).toString('hex')}`;
-      renameSync(folder, retired);
-      renameSync(staging, folder);
-      rmSync(retired, { recursive: true, force: true });
-    } else {
-      renameSync(staging, folder);
-    }
+    for (const [name, bytes] of files) writeFileSync(join(staging, name), bytes, { flush: true });
+    renameSync(staging, folder);
   } catch (error) {
     rmSync(staging, { recursive: true, force: true });
     throw error;
   }
+}
+
+/** The checkpoint's files in write order, state.json (with the others' hashes) last. */
+function encodeCheckpoint(checkpoint: Checkpoint): [string, Uint8Array | string][] {
+  const files: [string, Uint8Array][] = [
+    [
+      MODEL_FILE,
+      encodeSafetensors(checkpoint.weights, { format: 'pt', [CONFIG_KEY]: JSON.stringify(checkpoint.config) }),
+    ],
+  ];
+  if (checkpoint.optimizer) files.push([OPTIMIZER_FILE, encodeSafetensors(checkpoint.optimizer, { format: 'pt' })]);
+  const hashes = Object.fromEntries(files.map(([name, bytes]) => [name, sha256(bytes)]));
+  const state = { ...(checkpoint.state ?? {}), files: hashes };
+  return [...files, [STATE_FILE, `${JSON.stringify(state, null, 2)}\n`]];
 }
 
 /** Loads a checkpoint folder, verifying every file; throws one sentence naming what is wrong. */

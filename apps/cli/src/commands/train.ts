@@ -1,14 +1,16 @@
 import { join } from 'node:path';
 import { DEFAULT_DOMAINS, loadDomain, mixtureOf } from '@grove/data';
-import { parameterCount, presetConfig } from '@grove/model';
+import { type ModelConfig, parameterCount, presetConfig, validateModelConfig } from '@grove/model';
 import { latestCheckpointFolder, loadCheckpoint, saveCheckpoint } from '@grove/store';
 import { EVALUATION_DEFAULTS, runTraining, TRAINING_DEFAULTS, Trainer, type TrainingSettings } from '@grove/train';
-import type { Command } from 'commander';
+import { type Command, Option } from 'commander';
 import { list, nonNegativeInteger, positiveInteger, positiveNumber, progressLine, startBackend } from '../options.js';
 import { printTable } from '../table.js';
 
 interface TrainOptions {
   preset: string;
+  positions?: 'learned' | 'rotary';
+  activation?: 'gelu' | 'swiglu';
   domains: string[];
   steps: number;
   batchSize: number;
@@ -28,6 +30,13 @@ export function registerTrain(program: Command): void {
     .command('train')
     .description('Train a language model on one or more domains and save it as safetensors.')
     .option('--preset <name>', 'model shape: tiny or small', 'tiny')
+    .addOption(
+      new Option('--positions <kind>', 'override the preset: learned or rotary positions').choices([
+        'learned',
+        'rotary',
+      ]),
+    )
+    .addOption(new Option('--activation <kind>', 'override the preset: gelu or swiglu').choices(['gelu', 'swiglu']))
     .option('--domains <list>', 'Brown domains or name=folder user data, comma-separated', list, DEFAULT_DOMAINS)
     .option('--steps <n>', 'optimizer updates', positiveInteger, TRAINING_DEFAULTS.steps)
     .option('--batch-size <n>', 'sequences per micro-batch', positiveInteger, TRAINING_DEFAULTS.batchSize)
@@ -41,15 +50,17 @@ export function registerTrain(program: Command): void {
     .option('--checkpoint-every <steps>', 'resumable checkpoint interval', positiveInteger, 100)
     .option('--resume', 'continue from the newest checkpoint in --out', false)
     .action(async (options: TrainOptions) => {
-      await startBackend();
-      const domains = options.domains.map(loadDomain);
-      const stream = mixtureOf(domains);
+      // Everything a user can get wrong is checked before the backend spends time starting.
       const checkpointRoot = join(options.out, 'checkpoints');
       const resumeFrom = options.resume ? latestCheckpointFolder(checkpointRoot) : undefined;
       if (options.resume && !resumeFrom) throw new Error(`Nothing to resume: ${checkpointRoot} holds no checkpoint.`);
+      const modelConfig = resumeFrom ? undefined : validateModelConfig(modelConfigFrom(options));
+      const domains = options.domains.map(loadDomain);
+      const stream = mixtureOf(domains);
+      await startBackend();
       const trainer = resumeFrom
         ? Trainer.resume(loadCheckpoint(resumeFrom), stream)
-        : Trainer.fresh(presetConfig(options.preset), settingsFrom(options), stream);
+        : Trainer.fresh(modelConfig as ModelConfig, settingsFrom(options), stream);
       const config = trainer.model.config;
       process.stderr.write(
         `model: ${parameterCount(config).toLocaleString('en')} parameters, ${config.layers} layers × ${config.width} wide, context ${config.contextLength}\n` +
@@ -77,14 +88,14 @@ export function registerTrain(program: Command): void {
           const elapsed = (performance.now() - started) / 1000;
           const rate = (trainer.tokensSeen - tokensAtStart) / elapsed;
           progress.update(
-            report.step,
+            report.step === trainer.settings.steps,
             `step ${report.step}/${trainer.settings.steps}  loss ${report.loss.toFixed(3)}  ` +
               `${(report.loss / Math.LN2).toFixed(3)} bits/byte  lr ${report.learningRate.toExponential(2)}  ` +
               `${Math.round(rate)} tokens/s  ${elapsed.toFixed(0)} s`,
           );
         },
         onEvaluation: (report) => {
-          progress.update(report.step, '', true);
+          progress.clear();
           const scores = report.scores.map((s) => `${s.domain} ${s.bitsPerByte.toFixed(3)}`).join('  ');
           process.stderr.write(`held-out bits/byte at step ${report.step} (${report.tokensSeen} tokens): ${scores}\n`);
         },
@@ -106,6 +117,15 @@ export function registerTrain(program: Command): void {
       }
       process.stderr.write(`saved ${options.out}\n`);
     });
+}
+
+function modelConfigFrom(options: TrainOptions): ModelConfig {
+  const config = presetConfig(options.preset);
+  return {
+    ...config,
+    positions: options.positions ?? config.positions,
+    activation: options.activation ?? config.activation,
+  };
 }
 
 function settingsFrom(options: TrainOptions): TrainingSettings {
