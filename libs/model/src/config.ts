@@ -27,7 +27,7 @@ export const PRESETS = {
     heads: 4,
     ffnWidth: 512,
     activation: 'gelu',
-    positions: 'learned',
+    positions: 'rotary',
     normEpsilon: 1e-5,
   },
   /** ~10.9 M parameters. */
@@ -39,7 +39,7 @@ export const PRESETS = {
     heads: 6,
     ffnWidth: 1536,
     activation: 'gelu',
-    positions: 'learned',
+    positions: 'rotary',
     normEpsilon: 1e-5,
   },
 } as const satisfies Record<string, ModelConfig>;

@@ -1,4 +1,5 @@
 export * from './adamw.js';
+export * from './budget.js';
 export * from './evaluate.js';
 export * from './run.js';
 export * from './schedule.js';

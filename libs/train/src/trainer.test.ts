@@ -58,6 +58,17 @@ describe('Trainer', () => {
     assert.deepEqual(resumed.model.toArrays(), uninterrupted.model.toArrays());
   });
 
+  it('takes its final length during warm-up with the same result as if started with it', () => {
+    const planned = Trainer.fresh(config, { ...settings, warmupSteps: 4, steps: 6 }, text);
+    const expected = Array.from({ length: 6 }, () => planned.trainStep().loss);
+    const fitted = Trainer.fresh(config, { ...settings, warmupSteps: 4, steps: 1000 }, text);
+    const losses = [fitted.trainStep().loss, fitted.trainStep().loss];
+    fitted.setTotalSteps(6);
+    while (!fitted.finished) losses.push(fitted.trainStep().loss);
+    assert.deepEqual(losses, expected);
+    assert.throws(() => fitted.setTotalSteps(20), /only change during warm-up/);
+  });
+
   it('refuses to resume from weights alone', () => {
     const trainer = Trainer.fresh(config, settings, text);
     const { optimizer: _, ...weightsOnly } = trainer.checkpoint();

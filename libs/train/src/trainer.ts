@@ -65,7 +65,7 @@ interface TrainerState {
 
 export class Trainer {
   readonly model: TransformerLM;
-  readonly settings: TrainingSettings;
+  private currentSettings: TrainingSettings;
   private readonly optimizer: AdamW;
   private readonly dataRng: Rng;
   private readonly stream: Uint8Array;
@@ -75,7 +75,7 @@ export class Trainer {
   private constructor(model: TransformerLM, settings: TrainingSettings, stream: Uint8Array) {
     validateSettings(settings);
     this.model = model;
-    this.settings = settings;
+    this.currentSettings = settings;
     this.stream = stream;
     this.optimizer = new AdamW(model.params, {
       beta1: settings.beta1,
@@ -107,6 +107,21 @@ export class Trainer {
     trainer.tokensSeen = state.tokensSeen;
     trainer.dataRng.setState(state.dataRngState);
     return trainer;
+  }
+
+  get settings(): TrainingSettings {
+    return this.currentSettings;
+  }
+
+  /**
+   * Fixes the run's length while still warming up: the schedule so far did not depend on it,
+   * so the run is the same as if it had been started with `steps`.
+   */
+  setTotalSteps(steps: number): void {
+    if (this.step > this.currentSettings.warmupSteps) {
+      throw new Error('The step budget can only change during warm-up, before the cosine decay has begun.');
+    }
+    this.currentSettings = { ...this.currentSettings, steps: Math.max(steps, this.step) };
   }
 
   get finished(): boolean {

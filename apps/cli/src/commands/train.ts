@@ -2,7 +2,14 @@ import { join } from 'node:path';
 import { DEFAULT_DOMAINS, loadDomain, mixtureOf } from '@grove/data';
 import { type ModelConfig, parameterCount, presetConfig, validateModelConfig } from '@grove/model';
 import { latestCheckpointFolder, loadCheckpoint, saveCheckpoint } from '@grove/store';
-import { EVALUATION_DEFAULTS, runTraining, TRAINING_DEFAULTS, Trainer, type TrainingSettings } from '@grove/train';
+import {
+  EVALUATION_DEFAULTS,
+  runTraining,
+  stepsWithinBudget,
+  TRAINING_DEFAULTS,
+  Trainer,
+  type TrainingSettings,
+} from '@grove/train';
 import { type Command, Option } from 'commander';
 import { list, nonNegativeInteger, positiveInteger, positiveNumber, progressLine, startBackend } from '../options.js';
 import { printTable } from '../table.js';
@@ -23,7 +30,11 @@ interface TrainOptions {
   evalBytes: number;
   checkpointEvery: number;
   resume: boolean;
+  minutes?: number;
 }
+
+/** Steps timed during warm-up before a --minutes run fixes its length. */
+const CALIBRATION_STEPS = 10;
 
 export function registerTrain(program: Command): void {
   program
@@ -48,12 +59,16 @@ export function registerTrain(program: Command): void {
     .option('--eval-every <steps>', 'held-out evaluation interval (0: only at the end)', nonNegativeInteger, 200)
     .option('--eval-bytes <n>', 'held-out bytes scored per domain', positiveInteger, EVALUATION_DEFAULTS.maxBytes)
     .option('--checkpoint-every <steps>', 'resumable checkpoint interval', positiveInteger, 100)
+    .option('--minutes <m>', 'fit --steps to this wall-clock budget (timed during warm-up)', positiveNumber)
     .option('--resume', 'continue from the newest checkpoint in --out', false)
     .action(async (options: TrainOptions) => {
       // Everything a user can get wrong is checked before the backend spends time starting.
       const checkpointRoot = join(options.out, 'checkpoints');
       const resumeFrom = options.resume ? latestCheckpointFolder(checkpointRoot) : undefined;
       if (options.resume && !resumeFrom) throw new Error(`Nothing to resume: ${checkpointRoot} holds no checkpoint.`);
+      if (options.minutes && (options.resume || options.warmup < CALIBRATION_STEPS)) {
+        throw new Error(`--minutes needs a fresh run with at least ${CALIBRATION_STEPS} warm-up steps to time.`);
+      }
       const modelConfig = resumeFrom ? undefined : validateModelConfig(modelConfigFrom(options));
       const domains = options.domains.map(loadDomain);
       const stream = mixtureOf(domains);
@@ -71,6 +86,9 @@ export function registerTrain(program: Command): void {
       const progress = progressLine(10);
       const started = performance.now();
       const tokensAtStart = trainer.tokensSeen;
+      const budget = options.minutes
+        ? fitToBudget(trainer, options.minutes * 60, options.evalEvery, started)
+        : undefined;
       let stopRequested = false;
       const stop = () => {
         stopRequested = true;
@@ -85,6 +103,7 @@ export function registerTrain(program: Command): void {
         checkpointEvery: options.checkpointEvery,
         shouldStop: () => stopRequested,
         onStep: (report) => {
+          budget?.onStep(report.step);
           const elapsed = (performance.now() - started) / 1000;
           const rate = (trainer.tokensSeen - tokensAtStart) / elapsed;
           progress.update(
@@ -95,6 +114,7 @@ export function registerTrain(program: Command): void {
           );
         },
         onEvaluation: (report) => {
+          budget?.onEvaluation();
           progress.clear();
           const scores = report.scores.map((s) => `${s.domain} ${s.bitsPerByte.toFixed(3)}`).join('  ');
           process.stderr.write(`held-out bits/byte at step ${report.step} (${report.tokensSeen} tokens): ${scores}\n`);
@@ -119,6 +139,39 @@ export function registerTrain(program: Command): void {
     });
 }
 
+/** Times the first steps and the first evaluation, then fixes the run's length to the budget. */
+function fitToBudget(trainer: Trainer, budgetSeconds: number, evaluateEvery: number, started: number) {
+  let evaluationSeconds = 0;
+  let lastEvaluationEnd = started;
+  const stepEnds: number[] = [];
+  return {
+    onEvaluation() {
+      const now = performance.now();
+      if (evaluationSeconds === 0) evaluationSeconds = (now - lastEvaluationEnd) / 1000;
+      lastEvaluationEnd = now;
+    },
+    onStep(step: number) {
+      stepEnds.push(performance.now());
+      if (step !== CALIBRATION_STEPS) return;
+      // The first steps pay for compilation and warm caches; time the later half.
+      const timed = stepEnds.slice(CALIBRATION_STEPS / 2);
+      const secondsPerStep = (timed[timed.length - 1] - timed[0]) / 1000 / (timed.length - 1);
+      const steps = stepsWithinBudget({
+        budgetSeconds,
+        elapsedSeconds: (performance.now() - started) / 1000,
+        stepsDone: step,
+        secondsPerStep,
+        evaluationSeconds,
+        evaluateEvery,
+      });
+      trainer.setTotalSteps(steps);
+      process.stderr.write(
+        `\nbudget: ${(budgetSeconds / 60).toFixed(1)} min at ${secondsPerStep.toFixed(2)} s/step → ${steps} steps\n`,
+      );
+    },
+  };
+}
+
 function modelConfigFrom(options: TrainOptions): ModelConfig {
   const config = presetConfig(options.preset);
   return {
@@ -131,7 +184,8 @@ function modelConfigFrom(options: TrainOptions): ModelConfig {
 function settingsFrom(options: TrainOptions): TrainingSettings {
   return {
     ...TRAINING_DEFAULTS,
-    steps: options.steps,
+    // A budgeted run starts long and is cut to size during warm-up.
+    steps: options.minutes ? 1_000_000 : options.steps,
     batchSize: options.batchSize,
     accumulation: options.accumulation,
     learningRate: options.lr,
