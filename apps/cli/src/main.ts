@@ -2,6 +2,7 @@ import { Command } from 'commander';
 import { registerBench } from './commands/bench.js';
 import { registerEval } from './commands/eval.js';
 import { registerGenerate } from './commands/generate.js';
+import { registerService } from './commands/service.js';
 import { registerTrain } from './commands/train.js';
 
 const program = new Command()
@@ -14,6 +15,7 @@ registerTrain(program);
 registerEval(program);
 registerGenerate(program);
 registerBench(program);
+registerService(program);
 
 try {
   await program.parseAsync(process.argv);

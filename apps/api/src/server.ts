@@ -1,0 +1,154 @@
+/**
+ * The REST API: submit, list, inspect and cancel runs; read their metrics and artifacts.
+ * The run spec schema from @grove/jobs validates bodies (every wrong field is named) and
+ * documents them in the OpenAPI description at /openapi.json (browsable at /docs).
+ */
+import { createReadStream, existsSync, readdirSync, statSync } from 'node:fs';
+import { join, relative, resolve, sep } from 'node:path';
+import swagger from '@fastify/swagger';
+import swaggerUi from '@fastify/swagger-ui';
+import { artifactPaths, InvalidRunSpecError, type RunScheduler, RunSpec } from '@grove/jobs';
+import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify';
+import { z } from 'zod';
+
+export interface ApiOptions {
+  scheduler: RunScheduler;
+  stateFolder: string;
+  /** Accepted bearer tokens; with none, the API is open and must only listen on loopback. */
+  tokens: string[];
+  logger?: FastifyServerOptions['logger'];
+}
+
+const RUN_SPEC_SCHEMA = z.toJSONSchema(RunSpec, { io: 'input', unrepresentable: 'any' });
+const RunIdParams = { type: 'object', properties: { id: { type: 'string' } }, required: ['id'] } as const;
+
+export async function buildApi({
+  scheduler,
+  stateFolder,
+  tokens,
+  logger = false,
+}: ApiOptions): Promise<FastifyInstance> {
+  const app = Fastify({ logger, bodyLimit: 1024 * 1024 });
+  // Bodies are validated by the zod schema in the handlers, so a bad spec gets the same errors everywhere.
+  app.setValidatorCompiler(() => (data) => ({ value: data }));
+
+  await app.register(swagger, {
+    openapi: {
+      info: {
+        title: 'Grove',
+        version: '0.1.0',
+        description: 'Train a forest of expert language models on a job queue.',
+      },
+      components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer' } } },
+      security: tokens.length ? [{ bearer: [] }] : [],
+    },
+  });
+  await app.register(swaggerUi, { routePrefix: '/docs' });
+  app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
+
+  app.addHook('onRequest', async (request, reply) => {
+    if (!request.url.startsWith('/v1/') || tokens.length === 0) return;
+    const header = request.headers.authorization ?? '';
+    if (!header.startsWith('Bearer ') || !tokens.includes(header.slice('Bearer '.length))) {
+      return reply.code(401).send({ error: 'A valid bearer token is required: send Authorization: Bearer <token>.' });
+    }
+  });
+
+  app.setErrorHandler((error: Error & { statusCode?: number }, _request, reply) => {
+    if (error instanceof InvalidRunSpecError)
+      return reply.code(400).send({ error: error.message, fields: error.errors });
+    const status = error.statusCode && error.statusCode < 500 ? error.statusCode : 500;
+    if (status === 500) app.log.error(error);
+    return reply.code(status).send({ error: status === 500 ? 'Internal error; see the API log.' : error.message });
+  });
+
+  app.get('/healthz', { schema: { summary: 'The process is up' } }, async () => ({ ok: true }));
+  app.get('/readyz', { schema: { summary: 'Redis answers' } }, async (_request, reply) => {
+    try {
+      await scheduler.runs.ping();
+      return { ok: true };
+    } catch (error) {
+      return reply.code(503).send({ ok: false, error: `Redis is not reachable: ${(error as Error).message}` });
+    }
+  });
+
+  app.post(
+    '/v1/runs',
+    {
+      schema: {
+        summary: 'Submit a run',
+        description:
+          'Queues the run and returns at once. The same `id`, or the same Idempotency-Key header, creates one run.',
+        body: RUN_SPEC_SCHEMA,
+        headers: { type: 'object', properties: { 'idempotency-key': { type: 'string' } } },
+      },
+    },
+    async (request, reply) => {
+      const key = request.headers['idempotency-key'];
+      const { record, created } = await scheduler.submit(request.body ?? {}, typeof key === 'string' ? key : undefined);
+      return reply.code(created ? 202 : 200).send({ id: record.id, status: record.status, created });
+    },
+  );
+
+  app.get('/v1/runs', { schema: { summary: 'Runs, newest first' } }, async () => ({
+    runs: (await scheduler.runs.list()).map(({ spec, ...summary }) => ({ ...summary, name: spec.name })),
+  }));
+
+  app.get(
+    '/v1/runs/:id',
+    { schema: { summary: 'A run: its jobs, their progress, latest metrics, eval table', params: RunIdParams } },
+    async (request, reply) => {
+      const { id } = request.params as { id: string };
+      const record = await scheduler.runs.get(id);
+      if (!record) return reply.code(404).send({ error: `No run with id "${id}".` });
+      const [jobs, metrics] = await Promise.all([scheduler.jobs(id), scheduler.runs.metrics(id, 500)]);
+      const latestMetrics = Object.fromEntries(metrics.map((point) => [point.job, point]));
+      return { ...record, jobs, latestMetrics };
+    },
+  );
+
+  app.delete('/v1/runs/:id', { schema: { summary: 'Cancel a run', params: RunIdParams } }, async (request, reply) => {
+    const { id } = request.params as { id: string };
+    if (!(await scheduler.runs.get(id))) return reply.code(404).send({ error: `No run with id "${id}".` });
+    await scheduler.cancel(id);
+    return reply.code(202).send({ id, status: (await scheduler.runs.get(id))?.status });
+  });
+
+  app.get(
+    '/v1/runs/:id/metrics',
+    { schema: { summary: 'Training metrics of every job of a run', params: RunIdParams } },
+    async (request, reply) => {
+      const { id } = request.params as { id: string };
+      if (!(await scheduler.runs.get(id))) return reply.code(404).send({ error: `No run with id "${id}".` });
+      return { points: await scheduler.runs.metrics(id) };
+    },
+  );
+
+  app.get(
+    '/v1/runs/:id/artifacts/*',
+    {
+      schema: {
+        summary: 'Download an artifact, or list a folder of them',
+        params: { type: 'object', properties: { id: { type: 'string' }, '*': { type: 'string' } } },
+      },
+    },
+    async (request, reply) => {
+      const { id, '*': path } = request.params as { id: string; '*': string };
+      const root = resolve(artifactPaths(stateFolder, id).run);
+      const target = resolve(root, path);
+      if (target !== root && !target.startsWith(root + sep))
+        return reply.code(400).send({ error: 'That path leaves the run folder.' });
+      if (!existsSync(target)) return reply.code(404).send({ error: `No artifact at "${path}".` });
+      if (statSync(target).isDirectory()) {
+        return {
+          files: readdirSync(target, { recursive: true, withFileTypes: true })
+            .filter((e) => e.isFile())
+            .map((e) => relative(root, join(e.parentPath, e.name))),
+        };
+      }
+      return reply.type('application/octet-stream').send(createReadStream(target));
+    },
+  );
+
+  return app;
+}

@@ -1,0 +1,58 @@
+/** A small client for the Grove REST API, used by `grove submit`, `status` and `demo`. */
+import type { JobView, RunRecord } from '@grove/jobs';
+
+export type RunView = RunRecord & { jobs: JobView[]; latestMetrics: Record<string, { loss?: number; step: number }> };
+
+export class ApiClient {
+  constructor(
+    readonly baseUrl: string,
+    private readonly token?: string,
+  ) {}
+
+  private async request<T>(method: string, path: string, body?: unknown): Promise<T> {
+    const headers: Record<string, string> = {};
+    if (this.token) headers.authorization = `Bearer ${this.token}`;
+    if (body !== undefined) headers['content-type'] = 'application/json';
+    let response: Response;
+    try {
+      response = await fetch(`${this.baseUrl}${path}`, {
+        method,
+        headers,
+        body: body === undefined ? undefined : JSON.stringify(body),
+      });
+    } catch {
+      throw new Error(
+        `Cannot reach the Grove API at ${this.baseUrl}; start one with \`grove up\` or set GROVE_API_URL.`,
+      );
+    }
+    const payload = (await response.json().catch(() => ({}))) as {
+      error?: string;
+      fields?: { path: string; message: string }[];
+    };
+    if (!response.ok) {
+      const fields = payload.fields?.map((f) => `\n  ${f.path || '(spec)'}: ${f.message}`).join('') ?? '';
+      throw new Error(`${payload.error ?? `HTTP ${response.status}`}${fields}`);
+    }
+    return payload as T;
+  }
+
+  submit(spec: unknown): Promise<{ id: string; status: string; created: boolean }> {
+    return this.request('POST', '/v1/runs', spec);
+  }
+
+  run(id: string): Promise<RunView> {
+    return this.request('GET', `/v1/runs/${encodeURIComponent(id)}`);
+  }
+
+  runs(): Promise<{ runs: RunRecord[] }> {
+    return this.request('GET', '/v1/runs');
+  }
+
+  cancel(id: string): Promise<{ id: string; status: string }> {
+    return this.request('DELETE', `/v1/runs/${encodeURIComponent(id)}`);
+  }
+}
+
+export function apiClientFromEnv(url?: string): ApiClient {
+  return new ApiClient(url ?? process.env.GROVE_API_URL ?? 'http://127.0.0.1:8080', process.env.GROVE_API_TOKEN);
+}

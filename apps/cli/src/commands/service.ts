@@ -1,0 +1,107 @@
+import { readFileSync } from 'node:fs';
+import { cpus } from 'node:os';
+import { join } from 'node:path';
+import { DEMO_RUN, stateFolder } from '@grove/jobs';
+import type { Command } from 'commander';
+import { apiClientFromEnv } from '../api-client.js';
+import { startCluster } from '../cluster.js';
+import { positiveInteger } from '../options.js';
+import { printTable } from '../table.js';
+import { followRun, renderRun } from '../watch.js';
+
+export function registerService(program: Command): void {
+  program
+    .command('demo')
+    .description('Start a local cluster, run the built-in demo (seed → 4 experts → merge → eval) and print the table.')
+    .option('--workers <n>', 'worker processes (default: one per core)', positiveInteger, cpus().length)
+    .option('--json', 'end by printing the finished run record as JSON', false)
+    .action(async (options: { workers: number; json: boolean }) => {
+      const state = stateFolder();
+      const cluster = await startCluster({ stateFolder: state, workers: options.workers });
+      process.stderr.write(
+        `cluster: api ${cluster.apiUrl}, redis ${cluster.redisUrl}, ${options.workers} workers; state in ${state}\n`,
+      );
+      const stop = async () => {
+        await cluster.stop();
+        process.exit(130);
+      };
+      process.once('SIGINT', stop);
+      try {
+        const client = apiClientFromEnv(cluster.apiUrl);
+        const { id } = await client.submit(DEMO_RUN);
+        const run = await followRun(client, id);
+        if (run.status !== 'completed')
+          throw new Error(`The demo run ended ${run.status}: ${run.error ?? 'see the logs folder'}.`);
+        if (options.json) process.stdout.write(`${JSON.stringify(run)}\n`);
+        else printTable(run.rows ?? []);
+        process.stderr.write(`artifacts and report: ${join(state, 'runs', id)}\n`);
+      } finally {
+        await cluster.stop();
+      }
+    });
+
+  program
+    .command('up')
+    .description('Run a local cluster (Redis, API, merge service, workers) until interrupted.')
+    .option('--workers <n>', 'worker processes (default: one per core)', positiveInteger, cpus().length)
+    .option('--port <n>', 'API port', positiveInteger, 8080)
+    .action(async (options: { workers: number; port: number }) => {
+      const state = stateFolder();
+      const cluster = await startCluster({ stateFolder: state, workers: options.workers, port: options.port });
+      process.stderr.write(
+        `grove is up: api ${cluster.apiUrl} (docs at /docs), redis ${cluster.redisUrl}, ${options.workers} workers; Ctrl-C stops\n`,
+      );
+      await new Promise<void>((done) => {
+        process.once('SIGINT', done);
+        process.once('SIGTERM', done);
+      });
+      await cluster.stop();
+    });
+
+  program
+    .command('submit')
+    .description('Submit a run spec (JSON file) to a Grove API.')
+    .argument('<spec>', 'run spec file')
+    .option('--api <url>', 'API base URL (default GROVE_API_URL or http://127.0.0.1:8080)')
+    .option('--wait', 'follow the run until it ends and print its table', false)
+    .action(async (file: string, options: { api?: string; wait: boolean }) => {
+      let spec: unknown;
+      try {
+        spec = JSON.parse(readFileSync(file, 'utf8'));
+      } catch (error) {
+        throw new Error(`Cannot read run spec ${file}: ${(error as Error).message}`);
+      }
+      const client = apiClientFromEnv(options.api);
+      const { id, created } = await client.submit(spec);
+      process.stdout.write(`${id}\n`);
+      if (!created) process.stderr.write(`run ${id} already existed; nothing new was queued\n`);
+      if (options.wait) {
+        const run = await followRun(client, id);
+        if (run.rows) printTable(run.rows);
+        if (run.status !== 'completed') throw new Error(`Run ${id} ended ${run.status}: ${run.error ?? ''}`);
+      }
+    });
+
+  program
+    .command('status')
+    .description('Show runs, or one run with its jobs.')
+    .argument('[id]', 'run id')
+    .option('--api <url>', 'API base URL (default GROVE_API_URL or http://127.0.0.1:8080)')
+    .option('--json', 'print JSON', false)
+    .action(async (id: string | undefined, options: { api?: string; json: boolean }) => {
+      const client = apiClientFromEnv(options.api);
+      if (!id) {
+        const { runs } = await client.runs();
+        if (options.json) process.stdout.write(`${JSON.stringify({ runs })}\n`);
+        else for (const run of runs) process.stdout.write(`${run.id}  ${run.status.padEnd(10)} ${run.createdAt}\n`);
+        return;
+      }
+      if (options.json) {
+        process.stdout.write(`${JSON.stringify(await client.run(id))}\n`);
+        return;
+      }
+      const run = await client.run(id);
+      process.stdout.write(`${renderRun(run).join('\n')}\n`);
+      if (run.rows) printTable(run.rows);
+    });
+}

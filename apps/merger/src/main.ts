@@ -1,0 +1,108 @@
+/**
+ * Grove merge service: takes `merge` and `eval` jobs, runs each in a child process, and
+ * records the eval table with the run.
+ *
+ *   REDIS_URL=redis://… GROVE_STATE_DIR=/data node --import tsx apps/merger/src/main.ts
+ */
+import { fileURLToPath } from 'node:url';
+import {
+  connectRedis,
+  JOB_NAMES,
+  MergeJobData,
+  QUEUES,
+  RunScheduler,
+  runChildTask,
+  stateFolder,
+  TaskFailed,
+} from '@grove/jobs';
+import { type Job, UnrecoverableError, Worker } from 'bullmq';
+import type { ConsolidateInput, ConsolidateProgress, ConsolidateResult } from './consolidate-task.js';
+
+const CONSOLIDATE_TASK = fileURLToPath(new URL('./consolidate-task.ts', import.meta.url));
+
+export function startMerger(options: { redisUrl: string; stateFolder: string; lockMs?: number }) {
+  const connection = connectRedis(options.redisUrl);
+  const scheduler = new RunScheduler(connection);
+  const running = new Set<{ kill(): void }>();
+  const lockDuration = options.lockMs ?? 30_000;
+
+  const processor = async (job: Job): Promise<ConsolidateResult> => {
+    const parsed = MergeJobData.safeParse(job.data);
+    if (!parsed.success || (job.name !== JOB_NAMES.merge && job.name !== JOB_NAMES.eval)) {
+      throw new UnrecoverableError(`Invalid ${job.name} job: expected {runId} on a merge or eval job.`);
+    }
+    const { runId } = parsed.data;
+    const record = await scheduler.runs.get(runId);
+    if (!record) throw new UnrecoverableError(`Run ${runId} does not exist.`);
+    if (await scheduler.runs.isCancelled(runId)) throw new UnrecoverableError('The run was cancelled.');
+    const input: ConsolidateInput = {
+      kind: job.name as 'merge' | 'eval',
+      runId,
+      spec: record.spec,
+      stateFolder: options.stateFolder,
+    };
+    const task = runChildTask<ConsolidateInput, ConsolidateProgress, ConsolidateResult>(
+      CONSOLIDATE_TASK,
+      input,
+      (progress) => {
+        void job.updateProgress({ ...progress });
+      },
+    );
+    running.add(task);
+    try {
+      const result = await task.result;
+      if (job.name === JOB_NAMES.eval && result.rows) {
+        await scheduler.runs.setRows(runId, result.rows);
+        await scheduler.runs.setStatus(runId, 'completed');
+      }
+      return result;
+    } catch (error) {
+      if (error instanceof TaskFailed && error.permanent) throw new UnrecoverableError(error.message);
+      throw error;
+    } finally {
+      running.delete(task);
+    }
+  };
+
+  const worker = new Worker(QUEUES.merge, processor, {
+    connection,
+    concurrency: 1,
+    lockDuration,
+    stalledInterval: Math.max(1_000, lockDuration / 2),
+    maxStalledCount: 3,
+  });
+  worker.on('failed', async (job, error) => {
+    if (!job || (await job.getState()) !== 'failed') return;
+    const runId = (job.data as { runId?: string }).runId;
+    if (runId) await scheduler.runs.setStatus(runId, 'failed', `${job.name} failed: ${error.message}`);
+  });
+  worker.on('error', (error) => console.error(`merger: ${error.message}`));
+
+  return {
+    worker,
+    async stop() {
+      // Merges are short and idempotent: stop them and let the retry redo them.
+      for (const task of running) task.kill();
+      await worker.close();
+      await scheduler.close();
+      connection.disconnect();
+    },
+  };
+}
+
+if (process.argv[1] === fileURLToPath(import.meta.url)) {
+  const redisUrl = process.env.REDIS_URL;
+  if (!redisUrl) {
+    console.error('merger: set REDIS_URL to the Redis that holds the queues (grove up starts one).');
+    process.exit(1);
+  }
+  const lockMs = process.env.GROVE_LOCK_MS ? Number(process.env.GROVE_LOCK_MS) : undefined;
+  const handle = startMerger({ redisUrl, stateFolder: stateFolder(), lockMs });
+  console.error(`merger ${process.pid}: waiting for jobs on ${QUEUES.merge}`);
+  const shutdown = async () => {
+    await handle.stop();
+    process.exit(0);
+  };
+  process.once('SIGTERM', shutdown);
+  process.once('SIGINT', shutdown);
+}

@@ -1,0 +1,157 @@
+/**
+ * Grove worker: takes training jobs (the seed, expert replicas) from the queue and trains
+ * each in a child process. Stateless: everything it needs is in the job, the run record and
+ * the artifact store, so any number of workers can come and go.
+ *
+ *   REDIS_URL=redis://… GROVE_STATE_DIR=/data node --import tsx apps/worker/src/main.ts
+ */
+import { fileURLToPath } from 'node:url';
+import {
+  connectRedis,
+  parseRunSpec,
+  QUEUES,
+  RunScheduler,
+  type RunSpec,
+  runChildTask,
+  stateFolder,
+  TaskFailed,
+  TaskInterrupted,
+  TrainJobData,
+  type TrainJobResult,
+} from '@grove/jobs';
+import { DelayedError, type Job, UnrecoverableError, Worker } from 'bullmq';
+import type { TrainProgress, TrainTaskInput } from './train-task.js';
+
+const TRAIN_TASK = fileURLToPath(new URL('./train-task.ts', import.meta.url));
+const CANCEL_POLL_MS = 1_000;
+const PROGRESS_INTERVAL_MS = 1_000;
+
+export interface WorkerOptions {
+  redisUrl: string;
+  stateFolder: string;
+  /** How long a job's lock lasts without renewal: a dead worker's job is retried after about this long. */
+  lockMs?: number;
+}
+
+export function startWorker(options: WorkerOptions) {
+  const connection = connectRedis(options.redisUrl);
+  const scheduler = new RunScheduler(connection);
+  const running = new Set<{ interrupt(): void }>();
+  const lockDuration = options.lockMs ?? 30_000;
+
+  const processor = async (job: Job, token?: string): Promise<TrainJobResult> => {
+    const data = parsePayload(job.data);
+    const spec = await runSpecFor(scheduler, data);
+    if (await scheduler.runs.isCancelled(data.runId)) throw new UnrecoverableError('The run was cancelled.');
+    await scheduler.runs.setStatus(data.runId, 'running');
+
+    const jobLabel = data.role === 'seed' ? 'seed' : `expert:${data.domain}`;
+    let lastProgress = 0;
+    const input: TrainTaskInput = { data, spec, stateFolder: options.stateFolder };
+    const task = runChildTask<TrainTaskInput, TrainProgress, TrainJobResult>(TRAIN_TASK, input, (progress) => {
+      const now = Date.now();
+      if (
+        progress.bitsPerByte ||
+        progress.resumedFromStep !== undefined ||
+        now - lastProgress >= PROGRESS_INTERVAL_MS ||
+        progress.step === progress.steps
+      ) {
+        lastProgress = now;
+        void job.updateProgress({ ...progress });
+        void scheduler.runs.recordMetric(data.runId, { job: jobLabel, ...progress });
+      }
+    });
+    running.add(task);
+    let cancelled = false;
+    const poll = setInterval(async () => {
+      if (await scheduler.runs.isCancelled(data.runId)) {
+        cancelled = true;
+        task.interrupt();
+      }
+    }, CANCEL_POLL_MS);
+    try {
+      const result = await task.result;
+      if (data.role === 'seed') await scheduler.branch(data.runId, spec);
+      return result;
+    } catch (error) {
+      if (error instanceof TaskInterrupted) {
+        if (cancelled) throw new UnrecoverableError('The run was cancelled.');
+        // Shutting down: hand the job back now rather than after a lock timeout; it resumes from its checkpoint.
+        await job.moveToDelayed(Date.now(), token);
+        throw new DelayedError();
+      }
+      if (error instanceof TaskFailed && error.permanent) throw new UnrecoverableError(error.message);
+      throw error;
+    } finally {
+      clearInterval(poll);
+      running.delete(task);
+    }
+  };
+
+  const worker = new Worker(QUEUES.train, processor, {
+    connection,
+    concurrency: 1,
+    lockDuration,
+    stalledInterval: Math.max(1_000, lockDuration / 2),
+    maxStalledCount: 3,
+  });
+  worker.on('failed', async (job, error) => {
+    if (!job || (await job.getState()) !== 'failed') return;
+    const runId = (job.data as { runId?: string }).runId;
+    if (runId) await scheduler.runs.setStatus(runId, 'failed', `${job.name} failed: ${error.message}`);
+  });
+  worker.on('error', (error) => console.error(`worker: ${error.message}`));
+
+  return {
+    worker,
+    /** Stops taking jobs; a job in progress checkpoints and goes back to the queue. */
+    async stop() {
+      for (const task of running) task.interrupt();
+      await worker.close();
+      await scheduler.close();
+      connection.disconnect();
+    },
+  };
+}
+
+function parsePayload(payload: unknown): TrainJobData {
+  const parsed = TrainJobData.safeParse(payload);
+  if (!parsed.success) {
+    const fields = parsed.error.issues.map((issue) => `${issue.path.join('.') || '(payload)'}: ${issue.message}`);
+    throw new UnrecoverableError(`Invalid training job payload: ${fields.join('; ')}.`);
+  }
+  return parsed.data;
+}
+
+/** The run's spec; a seed job sent by a plain producer brings its own, validated here. */
+async function runSpecFor(scheduler: RunScheduler, data: TrainJobData): Promise<RunSpec> {
+  const record = await scheduler.runs.get(data.runId);
+  if (record) return record.spec;
+  if (data.role !== 'seed' || data.spec === undefined) {
+    throw new UnrecoverableError(`Run ${data.runId} does not exist.`);
+  }
+  let spec: RunSpec;
+  try {
+    spec = parseRunSpec({ ...(data.spec as object), id: data.runId });
+  } catch (error) {
+    throw new UnrecoverableError(error instanceof Error ? error.message : String(error));
+  }
+  return (await scheduler.runs.create(spec)).record.spec;
+}
+
+if (process.argv[1] === fileURLToPath(import.meta.url)) {
+  const redisUrl = process.env.REDIS_URL;
+  if (!redisUrl) {
+    console.error('worker: set REDIS_URL to the Redis that holds the queues (grove up starts one).');
+    process.exit(1);
+  }
+  const lockMs = process.env.GROVE_LOCK_MS ? Number(process.env.GROVE_LOCK_MS) : undefined;
+  const handle = startWorker({ redisUrl, stateFolder: stateFolder(), lockMs });
+  console.error(`worker ${process.pid}: waiting for jobs on ${QUEUES.train}`);
+  const shutdown = async () => {
+    await handle.stop();
+    process.exit(0);
+  };
+  process.once('SIGTERM', shutdown);
+  process.once('SIGINT', shutdown);
+}

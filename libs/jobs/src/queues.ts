@@ -1,0 +1,74 @@
+/** Queue names, job names, payloads and job options: the wire contract between Grove's processes. */
+import type { JobsOptions } from 'bullmq';
+import { z } from 'zod';
+import { RUN_ID_PATTERN } from './run-spec.js';
+
+export const QUEUES = {
+  /** Training jobs: the seed and every expert replica. */
+  train: 'grove-train',
+  /** Consolidation jobs: merge and eval. */
+  merge: 'grove-merge',
+} as const;
+
+export const JOB_NAMES = { seed: 'seed', expert: 'expert', merge: 'merge', eval: 'eval' } as const;
+export type JobName = (typeof JOB_NAMES)[keyof typeof JOB_NAMES];
+
+const RunId = z.string().regex(RUN_ID_PATTERN);
+
+/** A training job: the seed (on the domain mixture) or one replica of one expert. */
+export const TrainJobData = z.discriminatedUnion('role', [
+  z
+    .object({
+      runId: RunId,
+      role: z.literal('seed'),
+      /** A producer that bypasses the API sends the run spec here; the worker validates it. */
+      spec: z.unknown().optional(),
+    })
+    .strict(),
+  z
+    .object({
+      runId: RunId,
+      role: z.literal('expert'),
+      domain: z.string().min(1),
+      replica: z.number().int().min(0),
+      replicas: z.number().int().min(1),
+      /** Redis key under which this expert's replicas find each other. */
+      rendezvousKey: z.string().min(1),
+    })
+    .strict(),
+]);
+export type TrainJobData = z.infer<typeof TrainJobData>;
+
+export const MergeJobData = z.object({ runId: RunId }).strict();
+export type MergeJobData = z.infer<typeof MergeJobData>;
+
+export interface TrainJobResult {
+  /** Folder of the trained model, relative to the artifact store. */
+  artifact: string;
+  steps: number;
+  tokens: number;
+}
+
+/**
+ * Retries with exponential backoff; finished jobs are trimmed so Redis does not grow without
+ * bound; a child that fails for good fails its parent instead of leaving it waiting.
+ */
+export const DEFAULT_JOB_OPTIONS: JobsOptions = {
+  attempts: 3,
+  backoff: { type: 'exponential', delay: 2_000 },
+  removeOnComplete: { age: 7 * 24 * 3600, count: 1_000 },
+  removeOnFail: { age: 30 * 24 * 3600, count: 5_000 },
+};
+
+export const CHILD_JOB_OPTIONS: JobsOptions = { ...DEFAULT_JOB_OPTIONS, failParentOnFailure: true };
+
+/** Events kept per queue stream: enough for dashboards, bounded for Redis. */
+export const EVENTS_MAX_LENGTH = 10_000;
+
+/** Stable job ids: adding a job twice (a retried seed extending the flow) is a no-op. */
+export const jobIds = {
+  seed: (runId: string) => `${runId}.seed`,
+  expert: (runId: string, domain: string, replica: number) => `${runId}.expert.${domain}.${replica}`,
+  merge: (runId: string) => `${runId}.merge`,
+  eval: (runId: string) => `${runId}.eval`,
+};

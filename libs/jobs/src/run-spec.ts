@@ -1,0 +1,194 @@
+/**
+ * The run spec: the one schema for what a run is, shared by the REST API, the CLI, plain
+ * BullMQ producers and the workers. Defaults, ranges and descriptions live here only.
+ */
+import { BROWN_DOMAINS, DEFAULT_DOMAINS } from '@grove/data';
+import { PRESETS } from '@grove/model';
+import { z } from 'zod';
+
+const int = (min: number, max: number) => z.number().int().min(min).max(max);
+
+/** A Brown domain name, or `name=folder` for a folder of the user's own documents. */
+const DomainReference = z
+  .string()
+  .regex(/^[a-z0-9][a-z0-9_-]{0,39}(=.+)?$/i, 'a domain is a Brown domain name or name=folder')
+  .refine((ref) => ref.includes('=') || ref in BROWN_DOMAINS, {
+    message: `unknown Brown domain; choose from ${Object.keys(BROWN_DOMAINS).join(', ')} or use name=folder`,
+  })
+  .describe(`A Brown domain (${Object.keys(BROWN_DOMAINS).join(', ')}) or name=folder`);
+
+export const RUN_ID_PATTERN = /^[a-z0-9][a-z0-9-]{0,62}$/;
+
+export const ExpertSpec = z
+  .object({
+    domain: z.string().describe('Name of one of the run’s domains'),
+    steps: int(1, 1_000_000).describe('Optimizer updates for this expert, shared by its replicas'),
+    replicas: int(1, 64).default(1).describe('Replica jobs training this expert together'),
+  })
+  .strict();
+
+export const RunSpec = z
+  .object({
+    id: z
+      .string()
+      .regex(RUN_ID_PATTERN, 'lowercase letters, digits and dashes, at most 63')
+      .optional()
+      .describe('Client-chosen run id: submitting the same id again returns the existing run'),
+    name: z.string().max(200).optional().describe('A label for people'),
+    model: z
+      .object({
+        preset: z.enum(Object.keys(PRESETS) as [keyof typeof PRESETS]).default('tiny'),
+        positions: z.enum(['learned', 'rotary']).optional().describe('Override the preset’s positions'),
+        activation: z.enum(['gelu', 'swiglu']).optional().describe('Override the preset’s feed-forward'),
+      })
+      .strict()
+      .default({ preset: 'tiny' }),
+    domains: z
+      .array(DomainReference)
+      .min(1)
+      .max(64)
+      .default(DEFAULT_DOMAINS)
+      .describe('Data domains; the seed trains on their mixture'),
+    seed: z
+      .object({ steps: int(1, 1_000_000).default(300).describe('Updates on the domain mixture before branching') })
+      .strict()
+      .default({ steps: 300 }),
+    experts: z
+      .array(ExpertSpec)
+      .max(64)
+      .optional()
+      .describe('One entry per expert; by default one expert per domain with expertSteps updates'),
+    expertSteps: int(1, 1_000_000).default(200).describe('Updates per expert when `experts` is not given'),
+    training: z
+      .object({
+        batchSize: int(1, 1024).default(16),
+        learningRate: z.number().gt(0).max(1).default(3e-3),
+        warmupSteps: int(0, 100_000).default(30),
+        checkpointEvery: int(1, 1_000_000).default(25).describe('Steps between resumable checkpoints'),
+        seed: int(0, 2 ** 31 - 1)
+          .default(1)
+          .describe('Seeds weights and data order'),
+      })
+      .strict()
+      .default({ batchSize: 16, learningRate: 3e-3, warmupSteps: 30, checkpointEvery: 25, seed: 1 }),
+    localSgd: z
+      .object({
+        mode: z.enum(['sync', 'async']).default('sync'),
+        innerSteps: int(1, 100_000).default(32).describe('Inner steps between synchronisations (sync mode)'),
+        syncEverySeconds: z
+          .number()
+          .gt(0)
+          .max(3600)
+          .default(30)
+          .describe('Seconds between synchronisations (async mode)'),
+        outerLearningRate: z.number().gt(0).max(10).default(0.7),
+        outerMomentum: z.number().min(0).lt(1).default(0.9),
+      })
+      .strict()
+      .default({ mode: 'sync', innerSteps: 32, syncEverySeconds: 30, outerLearningRate: 0.7, outerMomentum: 0.9 }),
+    merge: z
+      .object({
+        methods: z
+          .array(z.enum(['linear', 'posterior']))
+          .min(1)
+          .default(['linear', 'posterior'])
+          .describe('Merges to build from the experts'),
+      })
+      .strict()
+      .default({ methods: ['linear', 'posterior'] }),
+    eval: z
+      .object({ bytes: int(1024, 10_000_000).default(32_768).describe('Held-out bytes scored per domain') })
+      .strict()
+      .default({ bytes: 32_768 }),
+  })
+  .strict()
+  .superRefine((spec, context) => {
+    const names = spec.domains.map(domainName);
+    names.forEach((name, index) => {
+      if (names.indexOf(name) !== index)
+        context.addIssue({ code: 'custom', path: ['domains', index], message: `domain "${name}" is listed twice` });
+    });
+    spec.experts?.forEach((expert, index) => {
+      if (!names.includes(expert.domain)) {
+        context.addIssue({
+          code: 'custom',
+          path: ['experts', index, 'domain'],
+          message: `"${expert.domain}" is not one of the run's domains`,
+        });
+      }
+      if (expert.replicas > 1) {
+        context.addIssue({
+          code: 'custom',
+          path: ['experts', index, 'replicas'],
+          message: 'more than one replica per expert needs peer-to-peer sync, which this version does not have yet',
+        });
+      }
+      if (spec.experts?.findIndex((other) => other.domain === expert.domain) !== index) {
+        context.addIssue({
+          code: 'custom',
+          path: ['experts', index, 'domain'],
+          message: `a second expert for "${expert.domain}"`,
+        });
+      }
+    });
+  });
+
+/** What a client sends: every field with a default may be left out. */
+export type RunSpecInput = z.input<typeof RunSpec>;
+/** A validated spec with every default filled in. */
+export type RunSpec = z.output<typeof RunSpec>;
+export type ExpertSpec = z.output<typeof ExpertSpec>;
+
+export function domainName(reference: string): string {
+  const equals = reference.indexOf('=');
+  return equals > 0 ? reference.slice(0, equals) : reference;
+}
+
+/** The experts a spec asks for, defaults applied. */
+export function expertsOf(spec: RunSpec): ExpertSpec[] {
+  return (
+    spec.experts ??
+    spec.domains.map((reference) => ({ domain: domainName(reference), steps: spec.expertSteps, replicas: 1 }))
+  );
+}
+
+export interface FieldError {
+  /** Dotted path of the field, e.g. `experts.1.replicas`; empty for the spec as a whole. */
+  path: string;
+  message: string;
+}
+
+export class InvalidRunSpecError extends Error {
+  readonly errors: FieldError[];
+  constructor(errors: FieldError[]) {
+    super(`Invalid run spec: ${errors.map((e) => `${e.path || '(spec)'}: ${e.message}`).join('; ')}.`);
+    this.name = 'InvalidRunSpecError';
+    this.errors = errors;
+  }
+}
+
+/** Validates and completes a spec; throws InvalidRunSpecError naming every wrong field. */
+export function parseRunSpec(input: unknown): RunSpec {
+  const result = RunSpec.safeParse(input);
+  if (!result.success) {
+    throw new InvalidRunSpecError(
+      result.error.issues.map((issue) => ({ path: issue.path.join('.'), message: issue.message })),
+    );
+  }
+  return result.data;
+}
+
+/**
+ * The built-in demo: the Brown Corpus's four default domains, the tiny preset, budgets that
+ * finish in about ten minutes on a two-core machine with one worker per core.
+ */
+export const DEMO_RUN: RunSpecInput = {
+  name: 'demo: seed → 4 Brown experts → merge → eval',
+  model: { preset: 'tiny' },
+  domains: DEFAULT_DOMAINS,
+  seed: { steps: 200 },
+  expertSteps: 100,
+  training: { batchSize: 16, learningRate: 3e-3, warmupSteps: 30, checkpointEvery: 25, seed: 1 },
+  merge: { methods: ['linear', 'posterior'] },
+  eval: { bytes: 16_384 },
+};

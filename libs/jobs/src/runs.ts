@@ -1,0 +1,137 @@
+/**
+ * Run records in Redis. Each field of a run is its own hash field, so processes that update
+ * different fields (a worker's status, the merger's table) never overwrite each other.
+ */
+import { randomBytes } from 'node:crypto';
+import type { Redis } from 'ioredis';
+import type { RunSpec } from './run-spec.js';
+
+export type RunStatus = 'queued' | 'running' | 'completed' | 'failed' | 'cancelled';
+
+export interface ScoreRow {
+  /** `seed`, `expert:<domain>` or `merged:<method>`. */
+  model: string;
+  domain: string;
+  bitsPerByte: number;
+}
+
+export interface RunRecord {
+  id: string;
+  spec: RunSpec;
+  status: RunStatus;
+  createdAt: string;
+  updatedAt: string;
+  error?: string;
+  /** The eval table, once the run is evaluated. */
+  rows?: ScoreRow[];
+}
+
+export interface RunMetric {
+  job: string;
+  step: number;
+  loss?: number;
+  tokensPerSecond?: number;
+  bitsPerByte?: Record<string, number>;
+  time: string;
+}
+
+const key = {
+  run: (id: string) => `grove:run:${id}`,
+  metrics: (id: string) => `grove:run:${id}:metrics`,
+  cancel: (id: string) => `grove:run:${id}:cancel`,
+  idempotency: (token: string) => `grove:idempotency:${token}`,
+  index: 'grove:runs',
+};
+
+/** Points a run may record before the oldest are trimmed. */
+const METRICS_MAX_LENGTH = 20_000;
+const IDEMPOTENCY_TTL_SECONDS = 24 * 3600;
+const FINAL: RunStatus[] = ['completed', 'failed', 'cancelled'];
+
+export function newRunId(): string {
+  const stamp = new Date().toISOString().replace(/[-:T]/g, '').slice(0, 14);
+  return `run-${stamp}-${randomBytes(3).toString('hex')}`;
+}
+
+export class RunStore {
+  constructor(private readonly redis: Redis) {}
+
+  /**
+   * Creates the run unless one with this id (or idempotency key) exists; either way returns
+   * the stored record and whether this call created it.
+   */
+  async create(spec: RunSpec, idempotencyKey?: string): Promise<{ record: RunRecord; created: boolean }> {
+    let id = spec.id ?? newRunId();
+    if (idempotencyKey) {
+      const claimed = await this.redis.set(key.idempotency(idempotencyKey), id, 'EX', IDEMPOTENCY_TTL_SECONDS, 'NX');
+      if (!claimed) id = (await this.redis.get(key.idempotency(idempotencyKey))) as string;
+    }
+    const now = new Date().toISOString();
+    const created = await this.redis.hsetnx(key.run(id), 'createdAt', now);
+    if (created) {
+      await this.redis
+        .multi()
+        .hset(key.run(id), { id, spec: JSON.stringify({ ...spec, id }), status: 'queued', updatedAt: now })
+        .zadd(key.index, Date.now(), id)
+        .exec();
+    }
+    return { record: (await this.get(id)) as RunRecord, created: created === 1 };
+  }
+
+  async ping(): Promise<void> {
+    await this.redis.ping();
+  }
+
+  async get(id: string): Promise<RunRecord | undefined> {
+    const fields = await this.redis.hgetall(key.run(id));
+    if (!fields.spec) return undefined;
+    return {
+      id,
+      spec: JSON.parse(fields.spec),
+      status: fields.status as RunStatus,
+      createdAt: fields.createdAt,
+      updatedAt: fields.updatedAt,
+      ...(fields.error ? { error: fields.error } : {}),
+      ...(fields.rows ? { rows: JSON.parse(fields.rows) } : {}),
+    };
+  }
+
+  /** Newest first. */
+  async list(limit = 100): Promise<RunRecord[]> {
+    const ids = await this.redis.zrevrange(key.index, 0, limit - 1);
+    const records = await Promise.all(ids.map((id) => this.get(id)));
+    return records.filter((record): record is RunRecord => record !== undefined);
+  }
+
+  /** Moves a run to `status` unless it already reached a final one (a cancelled run stays cancelled). */
+  async setStatus(id: string, status: RunStatus, error?: string): Promise<void> {
+    const current = (await this.redis.hget(key.run(id), 'status')) as RunStatus | null;
+    if (!current || FINAL.includes(current)) return;
+    const fields: Record<string, string> = { status, updatedAt: new Date().toISOString() };
+    if (error) fields.error = error;
+    await this.redis.hset(key.run(id), fields);
+  }
+
+  async setRows(id: string, rows: ScoreRow[]): Promise<void> {
+    await this.redis.hset(key.run(id), { rows: JSON.stringify(rows), updatedAt: new Date().toISOString() });
+  }
+
+  async cancel(id: string): Promise<void> {
+    await this.redis.set(key.cancel(id), '1');
+    await this.setStatus(id, 'cancelled');
+  }
+
+  async isCancelled(id: string): Promise<boolean> {
+    return (await this.redis.exists(key.cancel(id))) === 1;
+  }
+
+  async recordMetric(id: string, metric: Omit<RunMetric, 'time'>): Promise<void> {
+    const point = JSON.stringify({ ...metric, time: new Date().toISOString() });
+    await this.redis.xadd(key.metrics(id), 'MAXLEN', '~', METRICS_MAX_LENGTH, '*', 'point', point);
+  }
+
+  async metrics(id: string, count = 5_000): Promise<RunMetric[]> {
+    const entries = await this.redis.xrevrange(key.metrics(id), '+', '-', 'COUNT', count);
+    return entries.reverse().map(([, fields]) => JSON.parse(fields[1]));
+  }
+}

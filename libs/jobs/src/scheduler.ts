@@ -1,0 +1,148 @@
+/**
+ * Turns a run into BullMQ jobs. Submitting queues the seed job alone; when the seed is
+ * trained, `branch` adds the rest as one flow: eval ← merge ← every expert replica, so
+ * merge starts only when all experts are done and eval only after merge.
+ */
+import { type FlowJob, FlowProducer, type Job, Queue } from 'bullmq';
+import type { Redis } from 'ioredis';
+import {
+  CHILD_JOB_OPTIONS,
+  DEFAULT_JOB_OPTIONS,
+  EVENTS_MAX_LENGTH,
+  JOB_NAMES,
+  jobIds,
+  type MergeJobData,
+  QUEUES,
+  type TrainJobData,
+} from './queues.js';
+import { expertsOf, parseRunSpec, type RunSpec } from './run-spec.js';
+import { type RunRecord, RunStore } from './runs.js';
+
+export interface JobView {
+  id: string;
+  name: string;
+  /** BullMQ state (`waiting`, `active`, `completed`, `failed`, `waiting-children`, …) or `not-created`. */
+  state: string;
+  progress: unknown;
+  attempts: number;
+  failedReason?: string;
+  domain?: string;
+  replica?: number;
+}
+
+export class RunScheduler {
+  readonly runs: RunStore;
+  readonly trainQueue: Queue;
+  readonly mergeQueue: Queue;
+  private readonly flows: FlowProducer;
+
+  constructor(connection: Redis) {
+    const options = { connection, streams: { events: { maxLen: EVENTS_MAX_LENGTH } } };
+    this.runs = new RunStore(connection);
+    this.trainQueue = new Queue(QUEUES.train, options);
+    this.mergeQueue = new Queue(QUEUES.merge, options);
+    this.flows = new FlowProducer({ connection });
+  }
+
+  /** Validates and records a run and queues its seed job; the same id or key twice makes one run. */
+  async submit(input: unknown, idempotencyKey?: string): Promise<{ record: RunRecord; created: boolean }> {
+    const spec = parseRunSpec(input);
+    const result = await this.runs.create(spec, idempotencyKey);
+    if (result.created) await this.queueSeed(result.record.id);
+    return result;
+  }
+
+  async queueSeed(runId: string, spec?: unknown): Promise<void> {
+    const data: TrainJobData = spec === undefined ? { runId, role: 'seed' } : { runId, role: 'seed', spec };
+    await this.trainQueue.add(JOB_NAMES.seed, data, { ...DEFAULT_JOB_OPTIONS, jobId: jobIds.seed(runId) });
+  }
+
+  /** Adds the experts, merge and eval of a run whose seed is trained. Safe to call twice. */
+  async branch(runId: string, spec: RunSpec): Promise<void> {
+    const mergeData: MergeJobData = { runId };
+    const experts: FlowJob[] = expertsOf(spec).flatMap((expert) =>
+      Array.from({ length: expert.replicas }, (_, replica) => {
+        const data: TrainJobData = {
+          runId,
+          role: 'expert',
+          domain: expert.domain,
+          replica,
+          replicas: expert.replicas,
+          rendezvousKey: `grove:run:${runId}:expert:${expert.domain}`,
+        };
+        const opts = { ...CHILD_JOB_OPTIONS, jobId: jobIds.expert(runId, expert.domain, replica) };
+        return { name: JOB_NAMES.expert, queueName: QUEUES.train, data, opts };
+      }),
+    );
+    await this.flows.add({
+      name: JOB_NAMES.eval,
+      queueName: QUEUES.merge,
+      data: mergeData,
+      opts: { ...DEFAULT_JOB_OPTIONS, jobId: jobIds.eval(runId) },
+      children: [
+        {
+          name: JOB_NAMES.merge,
+          queueName: QUEUES.merge,
+          data: mergeData,
+          opts: { ...CHILD_JOB_OPTIONS, jobId: jobIds.merge(runId) },
+          children: experts,
+        },
+      ],
+    });
+  }
+
+  /** Every job of a run in pipeline order, including those not created yet. */
+  async jobs(runId: string): Promise<JobView[]> {
+    const record = await this.runs.get(runId);
+    if (!record) return [];
+    const planned: { id: string; name: string; queue: Queue; domain?: string; replica?: number }[] = [
+      { id: jobIds.seed(runId), name: JOB_NAMES.seed, queue: this.trainQueue },
+      ...expertsOf(record.spec).flatMap((expert) =>
+        Array.from({ length: expert.replicas }, (_, replica) => ({
+          id: jobIds.expert(runId, expert.domain, replica),
+          name: JOB_NAMES.expert,
+          queue: this.trainQueue,
+          domain: expert.domain,
+          replica,
+        })),
+      ),
+      { id: jobIds.merge(runId), name: JOB_NAMES.merge, queue: this.mergeQueue },
+      { id: jobIds.eval(runId), name: JOB_NAMES.eval, queue: this.mergeQueue },
+    ];
+    return Promise.all(
+      planned.map(async ({ id, name, queue, domain, replica }) => {
+        const job = await queue.getJob(id);
+        const view: JobView = {
+          id,
+          name,
+          state: job ? await job.getState() : 'not-created',
+          progress: job?.progress ?? 0,
+          attempts: job?.attemptsMade ?? 0,
+        };
+        if (job?.failedReason) view.failedReason = job.failedReason;
+        if (domain !== undefined) Object.assign(view, { domain, replica });
+        return view;
+      }),
+    );
+  }
+
+  /**
+   * Cancels a run: running jobs see the flag within a second and stop; jobs not yet running
+   * are removed. Nothing half-done is marked complete.
+   */
+  async cancel(runId: string): Promise<void> {
+    await this.runs.cancel(runId);
+    for (const view of await this.jobs(runId)) {
+      if (!['waiting', 'delayed', 'waiting-children', 'prioritized'].includes(view.state)) continue;
+      const queue = view.name === JOB_NAMES.seed || view.name === JOB_NAMES.expert ? this.trainQueue : this.mergeQueue;
+      const job: Job | undefined = await queue.getJob(view.id);
+      await job?.remove({ removeChildren: true }).catch(() => {
+        // A job that started meanwhile is locked; it stops on the flag instead.
+      });
+    }
+  }
+
+  async close(): Promise<void> {
+    await Promise.all([this.trainQueue.close(), this.mergeQueue.close(), this.flows.close()]);
+  }
+}

@@ -1,0 +1,2 @@
+export * from './average.js';
+export * from './posterior.js';
