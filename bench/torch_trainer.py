@@ -1,6 +1,6 @@
 """The same model and training step as Grove's tfjs trainer, in PyTorch, for a fair speed comparison.
 
-Pre-norm decoder, RMSNorm, GELU in its sigmoid form, learned positions, no biases,
+Pre-norm decoder, RMSNorm, GELU in its sigmoid form, rotary positions, no biases,
 AdamW, batch of random bytes. Prints one JSON line: {"tokensPerSecond": ..., "threads": ...}.
 Run by `grove bench trainer` when Debian's python3-torch is installed; one thread, like Grove.
 """
@@ -18,23 +18,30 @@ class Block(nn.Module):
     def __init__(self, width, heads, ffn_width):
         super().__init__()
         self.heads = heads
-        self.attention_norm = nn.RMSNorm(width) if hasattr(nn, "RMSNorm") else RMSNorm(width)
+        self.attention_norm = RMSNorm(width)
         self.qkv = nn.Linear(width, 3 * width, bias=False)
         self.out = nn.Linear(width, width, bias=False)
-        self.ffn_norm = nn.RMSNorm(width) if hasattr(nn, "RMSNorm") else RMSNorm(width)
+        self.ffn_norm = RMSNorm(width)
         self.up = nn.Linear(width, ffn_width, bias=False)
         self.down = nn.Linear(ffn_width, width, bias=False)
 
-    def forward(self, x, mask):
+    def forward(self, x, mask, cos, sin):
         batch, length, width = x.shape
         q, k, v = self.qkv(self.attention_norm(x)).split(width, dim=-1)
         shape = (batch, length, self.heads, width // self.heads)
         q, k, v = (t.view(shape).transpose(1, 2) for t in (q, k, v))
+        q, k = rotary(q, cos, sin), rotary(k, cos, sin)
         scores = q @ k.transpose(-1, -2) / (width // self.heads) ** 0.5 + mask
         mixed = (scores.softmax(-1) @ v).transpose(1, 2).reshape(batch, length, width)
         x = x + self.out(mixed)
         up = self.up(self.ffn_norm(x))
         return x + self.down(up * torch.sigmoid(1.702 * up))
+
+
+def rotary(x, cos, sin):
+    half = x.shape[-1] // 2
+    rotated = torch.cat((-x[..., half:], x[..., :half]), dim=-1)
+    return x * cos + rotated * sin
 
 
 class RMSNorm(nn.Module):
@@ -51,16 +58,19 @@ class LM(nn.Module):
     def __init__(self, vocab, context, layers, width, heads, ffn_width):
         super().__init__()
         self.tokens = nn.Embedding(vocab, width)
-        self.positions = nn.Embedding(context, width)
+        head_width = width // heads
+        angles = torch.arange(context)[:, None] * 10000 ** (-torch.arange(head_width // 2) / (head_width // 2))
+        self.register_buffer("cos", angles.cos().repeat(1, 2))
+        self.register_buffer("sin", angles.sin().repeat(1, 2))
         self.blocks = nn.ModuleList(Block(width, heads, ffn_width) for _ in range(layers))
         self.norm = RMSNorm(width)
         self.head = nn.Linear(width, vocab, bias=False)
         self.register_buffer("mask", torch.full((context, context), float("-inf")).triu(1))
 
     def forward(self, tokens):
-        x = self.tokens(tokens) + self.positions.weight[: tokens.shape[1]]
+        x = self.tokens(tokens)
         for block in self.blocks:
-            x = block(x, self.mask)
+            x = block(x, self.mask, self.cos, self.sin)
         return self.head(self.norm(x))
 
 

@@ -4,6 +4,8 @@ import type { ApiClient, RunView } from './api-client.js';
 
 const FINAL = ['completed', 'failed', 'cancelled'];
 const POLL_MS = 1_000;
+/** In logs, a full status block at least this often even when no job changed state. */
+const LOG_EVERY_MS = 30_000;
 
 function describeJob(job: JobView, run: RunView): string {
   const label = job.name === 'expert' ? `expert:${job.domain}${job.replica ? `#${job.replica}` : ''}` : job.name;
@@ -34,6 +36,7 @@ export async function followRun(client: ApiClient, id: string, quiet = false): P
   const tty = process.stderr.isTTY && !quiet;
   let drawn = 0;
   let lastText = '';
+  let lastLogged = 0;
   for (;;) {
     const run = await client.run(id);
     const lines = renderRun(run);
@@ -44,9 +47,12 @@ export async function followRun(client: ApiClient, id: string, quiet = false): P
         process.stderr.write(`${text}\n`);
         drawn = lines.length;
       } else {
-        // In logs, print what changed state, not every step.
+        // In logs, print when a job changes state, and now and then to show progress.
         const states = (t: string) => t.replace(/ step .*|\s+loss .*| (eval|posterior) .*/g, '');
-        if (states(text) !== states(lastText)) process.stderr.write(`${text}\n`);
+        if (states(text) !== states(lastText) || Date.now() - lastLogged >= LOG_EVERY_MS) {
+          process.stderr.write(`${text}\n`);
+          lastLogged = Date.now();
+        }
       }
       lastText = text;
     }

@@ -24,6 +24,7 @@ interface TrainOptions {
   accumulation: number;
   lr: number;
   warmup: number;
+  lrFloor: number;
   seed: number;
   out: string;
   evalEvery: number;
@@ -54,6 +55,12 @@ export function registerTrain(program: Command): void {
     .option('--accumulation <n>', 'micro-batches per update', positiveInteger, TRAINING_DEFAULTS.accumulation)
     .option('--lr <rate>', 'peak learning rate', positiveNumber, TRAINING_DEFAULTS.learningRate)
     .option('--warmup <steps>', 'warm-up steps', nonNegativeInteger, TRAINING_DEFAULTS.warmupSteps)
+    .option(
+      '--lr-floor <fraction>',
+      'the cosine schedule ends at lr × this',
+      Number,
+      TRAINING_DEFAULTS.finalLearningRateFraction,
+    )
     .option('--seed <n>', 'seed for weights and data order', nonNegativeInteger, TRAINING_DEFAULTS.seed)
     .option('--out <folder>', 'where the model and its checkpoints go', join('.grove', 'models', 'latest'))
     .option('--eval-every <steps>', 'held-out evaluation interval (0: only at the end)', nonNegativeInteger, 200)
@@ -190,6 +197,7 @@ function settingsFrom(options: TrainOptions): TrainingSettings {
     accumulation: options.accumulation,
     learningRate: options.lr,
     warmupSteps: Math.min(options.warmup, options.steps),
+    finalLearningRateFraction: options.lrFloor,
     seed: options.seed,
   };
 }
