@@ -225,4 +225,33 @@ describe('service end to end', { timeout: 900_000 }, () => {
     const resumed = metrics.find((point) => point.job === 'seed' && point.resumedFromStep !== undefined);
     assert.ok(resumed && (resumed.resumedFromStep as number) >= 8, `no resume recorded: ${JSON.stringify(resumed)}`);
   });
+
+  it('on SIGTERM a worker checkpoints and hands its job back at once; the next worker resumes it', async () => {
+    await api(cluster, 'POST', '/v1/runs', { ...SMALL_RUN, id: 'sigterm-run', seed: { steps: 40 } });
+    await waitFor(
+      async () => {
+        const seed = (await runView(cluster, 'sigterm-run')).jobs[0];
+        return seed.state === 'active' && ((seed.progress as { step?: number }).step ?? 0) >= 3 ? true : undefined;
+      },
+      120_000,
+      'the seed to train a few steps',
+    );
+    const live = cluster.workers.filter((worker) => worker.exitCode === null && worker.signalCode === null);
+    const stopped = live.map((worker) => new Promise((done) => worker.once('exit', done)));
+    for (const worker of live) worker.kill('SIGTERM');
+    await Promise.all(stopped);
+    const seed = (await runView(cluster, 'sigterm-run')).jobs[0];
+    assert.ok(['waiting', 'delayed'].includes(seed.state), `the job is back in the queue, not ${seed.state}`);
+    cluster.addWorker();
+    const run = await finished(cluster, 'sigterm-run');
+    assert.equal(run.status, 'completed', run.error);
+    const metrics = (await api(cluster, 'GET', '/v1/runs/sigterm-run/metrics')).body.points as {
+      job: string;
+      resumedFromStep?: number;
+    }[];
+    assert.ok(
+      metrics.some((point) => point.job === 'seed' && (point.resumedFromStep ?? 0) >= 3),
+      'resumed from the SIGTERM checkpoint',
+    );
+  });
 });

@@ -6,7 +6,7 @@
  * Without GROVE_API_TOKENS it refuses any address but loopback.
  */
 import { fileURLToPath } from 'node:url';
-import { connectRedis, RunScheduler, stateFolder } from '@grove/jobs';
+import { connectRedis, RunScheduler, runServiceProcess, stateFolder } from '@grove/jobs';
 import { buildApi } from './server.js';
 
 const LOOPBACK = ['127.0.0.1', '::1', 'localhost'];
@@ -30,30 +30,15 @@ export async function startApi(options: { redisUrl: string; host: string; port: 
 }
 
 if (process.argv[1] === fileURLToPath(import.meta.url)) {
-  const redisUrl = process.env.REDIS_URL;
-  if (!redisUrl) {
-    console.error('api: set REDIS_URL to the Redis that holds the queues (grove up starts one).');
-    process.exit(1);
-  }
   const tokens = (process.env.GROVE_API_TOKENS ?? '')
     .split(',')
-    .map((t) => t.trim())
+    .map((token) => token.trim())
     .filter(Boolean);
   const host = process.env.HOST ?? '127.0.0.1';
   const port = Number(process.env.PORT ?? 8080);
-  try {
-    const api = await startApi({ redisUrl, host, port, tokens });
-    console.error(
-      `api: listening on ${api.address}${tokens.length ? '' : ' (no token: loopback only, open to anyone on this machine)'}`,
-    );
-    const shutdown = async () => {
-      await api.stop();
-      process.exit(0);
-    };
-    process.once('SIGTERM', shutdown);
-    process.once('SIGINT', shutdown);
-  } catch (error) {
-    console.error(`api: ${(error as Error).message}`);
-    process.exit(1);
-  }
+  await runServiceProcess(
+    'api',
+    ({ redisUrl }) => startApi({ redisUrl, host, port, tokens }),
+    `listening on http://${host}:${port}${tokens.length ? '' : ' without a token: loopback only, open to anyone on this machine'}`,
+  );
 }

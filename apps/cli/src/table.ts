@@ -1,8 +1,6 @@
-export interface ScoreRow {
-  model: string;
-  domain: string;
-  bitsPerByte: number;
-}
+import type { ScoreRow } from '@grove/jobs';
+
+export type { ScoreRow };
 
 /** Prints rows as a models × domains grid of bits per byte, with each model's mean. */
 export function printTable(rows: ScoreRow[]): void {

@@ -4,15 +4,7 @@
  */
 import { writeFileSync } from 'node:fs';
 import { type Domain, evaluationBatches, loadDomain, type TokenBatch } from '@grove/data';
-import {
-  artifactPaths,
-  domainName,
-  expertsOf,
-  PermanentTaskError,
-  type RunSpec,
-  type ScoreRow,
-  serveChildTask,
-} from '@grove/jobs';
+import { artifactPaths, expertsOf, PermanentTaskError, type RunSpec, type ScoreRow, serveChildTask } from '@grove/jobs';
 import { domainPosterior, uniformWeights, weightedAverage } from '@grove/merge';
 import { type NamedArrays, selectBackend, type TransformerLM } from '@grove/model';
 import { type Checkpoint, loadCheckpoint, saveCheckpoint } from '@grove/store';
@@ -155,7 +147,7 @@ function shapeOf(checkpoint: Checkpoint, name: string): number[] {
 
 function loadDomains(spec: RunSpec): Domain[] {
   try {
-    return spec.domains.map(loadDomain).map((domain, i) => ({ ...domain, name: domainName(spec.domains[i]) }));
+    return spec.domains.map(loadDomain);
   } catch (error) {
     throw new PermanentTaskError(error instanceof Error ? error.message : String(error));
   }

@@ -7,15 +7,17 @@
 import { fileURLToPath } from 'node:url';
 import {
   connectRedis,
+  createJobWorker,
   JOB_NAMES,
   MergeJobData,
   QUEUES,
   RunScheduler,
   runChildTask,
+  runServiceProcess,
   stateFolder,
   TaskFailed,
 } from '@grove/jobs';
-import { type Job, UnrecoverableError, Worker } from 'bullmq';
+import { type Job, UnrecoverableError } from 'bullmq';
 import type { ConsolidateInput, ConsolidateProgress, ConsolidateResult } from './consolidate-task.js';
 
 const CONSOLIDATE_TASK = fileURLToPath(new URL('./consolidate-task.ts', import.meta.url));
@@ -24,7 +26,6 @@ export function startMerger(options: { redisUrl: string; stateFolder: string; lo
   const connection = connectRedis(options.redisUrl);
   const scheduler = new RunScheduler(connection);
   const running = new Set<{ kill(): void }>();
-  const lockDuration = options.lockMs ?? 30_000;
 
   const processor = async (job: Job): Promise<ConsolidateResult> => {
     const parsed = MergeJobData.safeParse(job.data);
@@ -64,19 +65,12 @@ export function startMerger(options: { redisUrl: string; stateFolder: string; lo
     }
   };
 
-  const worker = new Worker(QUEUES.merge, processor, {
+  const worker = createJobWorker(QUEUES.merge, processor, {
     connection,
-    concurrency: 1,
-    lockDuration,
-    stalledInterval: Math.max(1_000, lockDuration / 2),
-    maxStalledCount: 3,
+    scheduler,
+    lockMs: options.lockMs,
+    label: 'merger',
   });
-  worker.on('failed', async (job, error) => {
-    if (!job || (await job.getState()) !== 'failed') return;
-    const runId = (job.data as { runId?: string }).runId;
-    if (runId) await scheduler.runs.setStatus(runId, 'failed', `${job.name} failed: ${error.message}`);
-  });
-  worker.on('error', (error) => console.error(`merger: ${error.message}`));
 
   return {
     worker,
@@ -91,18 +85,9 @@ export function startMerger(options: { redisUrl: string; stateFolder: string; lo
 }
 
 if (process.argv[1] === fileURLToPath(import.meta.url)) {
-  const redisUrl = process.env.REDIS_URL;
-  if (!redisUrl) {
-    console.error('merger: set REDIS_URL to the Redis that holds the queues (grove up starts one).');
-    process.exit(1);
-  }
-  const lockMs = process.env.GROVE_LOCK_MS ? Number(process.env.GROVE_LOCK_MS) : undefined;
-  const handle = startMerger({ redisUrl, stateFolder: stateFolder(), lockMs });
-  console.error(`merger ${process.pid}: waiting for jobs on ${QUEUES.merge}`);
-  const shutdown = async () => {
-    await handle.stop();
-    process.exit(0);
-  };
-  process.once('SIGTERM', shutdown);
-  process.once('SIGINT', shutdown);
+  await runServiceProcess(
+    'merger',
+    ({ redisUrl, lockMs }) => startMerger({ redisUrl, stateFolder: stateFolder(), lockMs }),
+    `waiting for jobs on ${QUEUES.merge}`,
+  );
 }

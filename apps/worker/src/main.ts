@@ -8,18 +8,20 @@
 import { fileURLToPath } from 'node:url';
 import {
   connectRedis,
+  createJobWorker,
   parseRunSpec,
   QUEUES,
   RunScheduler,
   type RunSpec,
   runChildTask,
+  runServiceProcess,
   stateFolder,
   TaskFailed,
   TaskInterrupted,
   TrainJobData,
   type TrainJobResult,
 } from '@grove/jobs';
-import { DelayedError, type Job, UnrecoverableError, Worker } from 'bullmq';
+import { DelayedError, type Job, UnrecoverableError } from 'bullmq';
 import type { TrainProgress, TrainTaskInput } from './train-task.js';
 
 const TRAIN_TASK = fileURLToPath(new URL('./train-task.ts', import.meta.url));
@@ -37,7 +39,6 @@ export function startWorker(options: WorkerOptions) {
   const connection = connectRedis(options.redisUrl);
   const scheduler = new RunScheduler(connection);
   const running = new Set<{ interrupt(): void }>();
-  const lockDuration = options.lockMs ?? 30_000;
 
   const processor = async (job: Job, token?: string): Promise<TrainJobResult> => {
     const data = parsePayload(job.data);
@@ -88,19 +89,12 @@ export function startWorker(options: WorkerOptions) {
     }
   };
 
-  const worker = new Worker(QUEUES.train, processor, {
+  const worker = createJobWorker(QUEUES.train, processor, {
     connection,
-    concurrency: 1,
-    lockDuration,
-    stalledInterval: Math.max(1_000, lockDuration / 2),
-    maxStalledCount: 3,
+    scheduler,
+    lockMs: options.lockMs,
+    label: 'worker',
   });
-  worker.on('failed', async (job, error) => {
-    if (!job || (await job.getState()) !== 'failed') return;
-    const runId = (job.data as { runId?: string }).runId;
-    if (runId) await scheduler.runs.setStatus(runId, 'failed', `${job.name} failed: ${error.message}`);
-  });
-  worker.on('error', (error) => console.error(`worker: ${error.message}`));
 
   return {
     worker,
@@ -140,18 +134,9 @@ async function runSpecFor(scheduler: RunScheduler, data: TrainJobData): Promise<
 }
 
 if (process.argv[1] === fileURLToPath(import.meta.url)) {
-  const redisUrl = process.env.REDIS_URL;
-  if (!redisUrl) {
-    console.error('worker: set REDIS_URL to the Redis that holds the queues (grove up starts one).');
-    process.exit(1);
-  }
-  const lockMs = process.env.GROVE_LOCK_MS ? Number(process.env.GROVE_LOCK_MS) : undefined;
-  const handle = startWorker({ redisUrl, stateFolder: stateFolder(), lockMs });
-  console.error(`worker ${process.pid}: waiting for jobs on ${QUEUES.train}`);
-  const shutdown = async () => {
-    await handle.stop();
-    process.exit(0);
-  };
-  process.once('SIGTERM', shutdown);
-  process.once('SIGINT', shutdown);
+  await runServiceProcess(
+    'worker',
+    ({ redisUrl, lockMs }) => startWorker({ redisUrl, stateFolder: stateFolder(), lockMs }),
+    `waiting for jobs on ${QUEUES.train}`,
+  );
 }

@@ -5,3 +5,4 @@ export * from './redis.js';
 export * from './run-spec.js';
 export * from './runs.js';
 export * from './scheduler.js';
+export * from './service.js';

@@ -52,8 +52,8 @@ export class RunScheduler {
     return result;
   }
 
-  async queueSeed(runId: string, spec?: unknown): Promise<void> {
-    const data: TrainJobData = spec === undefined ? { runId, role: 'seed' } : { runId, role: 'seed', spec };
+  private async queueSeed(runId: string): Promise<void> {
+    const data: TrainJobData = { runId, role: 'seed' };
     await this.trainQueue.add(JOB_NAMES.seed, data, { ...DEFAULT_JOB_OPTIONS, jobId: jobIds.seed(runId) });
   }
 

@@ -144,10 +144,12 @@ export class Trainer {
     let summed: tf.Tensor[] | undefined;
     for (let micro = 0; micro < accumulation; micro++) {
       const batch = sampleBatch(this.stream, batchSize, length, this.dataRng);
-      const { value, grads } = tf.tidy(() => {
-        const [inputs, targets] = batchTensors(batch);
-        return tf.variableGrads(() => this.model.loss(inputs, targets), params);
-      });
+      const { value, grads } = explainHeapExhaustion(batchSize, length, () =>
+        tf.tidy(() => {
+          const [inputs, targets] = batchTensors(batch);
+          return tf.variableGrads(() => this.model.loss(inputs, targets), params);
+        }),
+      );
       lossSum += value.dataSync()[0];
       value.dispose();
       const ordered = params.map((param) => grads[param.name]);
@@ -209,6 +211,23 @@ export function modelFromCheckpoint(checkpoint: Checkpoint): TransformerLM {
     config,
     new Map([...checkpoint.weights].map(([name, tensor]) => [name, tensor.data])),
   );
+}
+
+/**
+ * wasm32 heaps stop at a few GB and a step past the end aborts with a bare "memory access out
+ * of bounds"; say what it means and what to change.
+ */
+function explainHeapExhaustion<T>(batchSize: number, length: number, compute: () => T): T {
+  try {
+    return compute();
+  } catch (error) {
+    if (error instanceof Error && /memory access out of bounds|out of memory/i.test(error.message)) {
+      throw new Error(
+        `The ${tf.getBackend()} backend ran out of memory at ${batchSize} sequences × ${length} tokens; lower the batch size and raise accumulation to keep the tokens per update.`,
+      );
+    }
+    throw error;
+  }
 }
 
 function validateSettings(settings: TrainingSettings): void {

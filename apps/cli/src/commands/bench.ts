@@ -15,17 +15,24 @@ export function registerBench(program: Command): void {
     .command('trainer')
     .description('Training tokens/s and FLOPs utilisation against this backend’s own matmul peak.')
     .option('--presets <list>', 'model presets to measure', list, ['tiny', 'small'])
-    .option('--batch-size <n>', 'sequences per step', positiveInteger, 16)
+    .option(
+      '--tokens-per-step <n>',
+      'tokens per training step; sequences = this / context length',
+      positiveInteger,
+      2048,
+    )
     .option('--steps <n>', 'timed steps per preset (after 2 warm-up steps)', positiveInteger, 5)
     .option('--json', 'print the results as JSON', false)
-    .action(async (options: { presets: string[]; batchSize: number; steps: number; json: boolean }) => {
+    .action(async (options: { presets: string[]; tokensPerStep: number; steps: number; json: boolean }) => {
       const backend = await startBackend();
       const peak = measureMatmulPeak();
       const results = options.presets.map((preset) => {
         const config = presetConfig(preset);
-        const grove = measureTrainer(config, options.batchSize, options.steps, peak);
-        const torch = torchTokensPerSecond(preset as PresetName, options.batchSize, options.steps);
-        return { preset, parameters: parameterCount(config), ...grove, torchTokensPerSecond: torch };
+        // Equal tokens per step for every preset: the same work, and within the wasm heap for `small`.
+        const batchSize = Math.max(1, Math.round(options.tokensPerStep / config.contextLength));
+        const grove = measureTrainer(config, batchSize, options.steps, peak);
+        const torch = torchTokensPerSecond(preset as PresetName, batchSize, options.steps);
+        return { preset, batchSize, parameters: parameterCount(config), ...grove, torchTokensPerSecond: torch };
       });
       if (options.json) {
         process.stdout.write(`${JSON.stringify({ backend, matmulPeakGflops: peak.gflops, results })}\n`);
@@ -37,7 +44,7 @@ export function registerBench(program: Command): void {
           ? `  PyTorch (1 thread) ${Math.round(r.torchTokensPerSecond)} tokens/s, Grove at ${(r.tokensPerSecond / r.torchTokensPerSecond).toFixed(2)}×`
           : '  PyTorch not installed (apt-get install python3-torch) — no comparison';
         process.stdout.write(
-          `${r.preset.padEnd(6)} ${(r.parameters / 1e6).toFixed(2)} M params  ${Math.round(r.tokensPerSecond)} tokens/s  ` +
+          `${r.preset.padEnd(6)} ${(r.parameters / 1e6).toFixed(2)} M params, batch ${r.batchSize}  ${Math.round(r.tokensPerSecond)} tokens/s  ` +
             `${r.gflops.toFixed(1)} GFLOP/s  MFU ${(100 * r.utilisation).toFixed(0)} % of peak\n${versus}\n`,
         );
       }
