@@ -73,12 +73,12 @@ describe('REST API', () => {
   it('answers unknown runs with 404, path escapes with 400, and never 5xx for bad input', async () => {
     assert.equal((await app.inject({ method: 'GET', url: '/v1/runs/nope', headers: auth })).statusCode, 404);
     assert.equal((await app.inject({ method: 'DELETE', url: '/v1/runs/nope', headers: auth })).statusCode, 404);
-    const escape = await app.inject({
+    const escaped = await app.inject({
       method: 'GET',
       url: '/v1/runs/api-run/artifacts/..%2F..%2Fetc%2Fpasswd',
       headers: auth,
     });
-    assert.equal(escape.statusCode, 400);
+    assert.equal(escaped.statusCode, 400);
     const huge = await app.inject({
       method: 'POST',
       url: '/v1/runs',
