@@ -21,6 +21,15 @@ if (files.length === 0) {
   console.error('no test files found');
   process.exit(1);
 }
+// End-to-end suites start their own Redis; install Debian's redis-server once, up front,
+// rather than from several test files at the same time.
+const redis = spawnSync(
+  process.execPath,
+  ['--import', 'tsx', '--input-type=module', '-e', "(await import('@grove/jobs')).ensureRedisServer()"],
+  { stdio: 'inherit' },
+);
+if (redis.status !== 0) process.exit(redis.status ?? 1);
+
 const result = spawnSync(process.execPath, ['--import', 'tsx', '--test', '--test-reporter=spec', ...files], {
   stdio: 'inherit',
   env: { ...process.env, GROVE_BACKEND: process.env.GROVE_BACKEND ?? 'wasm' },
