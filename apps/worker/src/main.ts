@@ -64,11 +64,16 @@ export function startWorker(options: WorkerOptions) {
     });
     running.add(task);
     let cancelled = false;
-    const poll = setInterval(async () => {
-      if (await scheduler.runs.isCancelled(data.runId)) {
-        cancelled = true;
-        task.interrupt();
-      }
+    const poll = setInterval(() => {
+      scheduler.runs
+        .isCancelled(data.runId)
+        .then((isCancelled) => {
+          if (!isCancelled) return;
+          cancelled = true;
+          task.interrupt();
+        })
+        // Redis away for a moment: training goes on, the next poll asks again.
+        .catch(() => {});
     }, CANCEL_POLL_MS);
     try {
       const result = await task.result;
