@@ -67,8 +67,6 @@ export function parseBackendPreference(value: string | undefined): BackendPrefer
   return preference as BackendPreference;
 }
 
-let active: BackendChoice | undefined;
-
 /**
  * Activates the preferred backend, falling back in order under `auto`.
  * An explicit preference that cannot load is an error, never a silent fallback.
@@ -87,18 +85,12 @@ export async function selectBackend(
         throw new Error(`tfjs could not initialise the ${candidate.name} backend`);
       await tf.ready();
       if (candidate.name === 'wasm') installWasmKernels();
-      active = { name: candidate.name, source: candidate.source, skipped };
-      return active;
+      return { name: candidate.name, source: candidate.source, skipped };
     } catch (error) {
       skipped.push(`${candidate.source}: ${firstLine(error)}`);
     }
   }
   throw new Error(`No compute backend could load for GROVE_BACKEND=${preference} (${skipped.join('; ')}).`);
-}
-
-/** The backend chosen by the last successful `selectBackend`, if any. */
-export function activeBackend(): BackendChoice | undefined {
-  return active;
 }
 
 export function describeBackend(choice: BackendChoice): string {
