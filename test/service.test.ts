@@ -139,8 +139,9 @@ describe('service end to end', { timeout: 900_000 }, () => {
       [{ training: { learningRate: 0 } }, 'training.learningRate'],
       [{ training: { learningRate: 'fast' } }, 'training.learningRate'],
       [{ experts: [{ domain: 'poetry', steps: 5 }] }, 'experts.0.domain'],
-      [{ experts: [{ domain: 'press', steps: 5, replicas: 2 }] }, 'experts.0.replicas'],
+      [{ experts: [{ domain: 'press', steps: 5, replicas: 0 }] }, 'experts.0.replicas'],
       [{ localSgd: { outerMomentum: 1.5 } }, 'localSgd.outerMomentum'],
+      [{ localSgd: { codec: 'zip' } }, 'localSgd.codec'],
       [{ merge: { methods: ['ties'] } }, 'merge.methods.0'],
       [{ eval: { bytes: 10 } }, 'eval.bytes'],
       [{ id: 'Has Spaces' }, 'id'],
@@ -253,5 +254,43 @@ describe('service end to end', { timeout: 900_000 }, () => {
       metrics.some((point) => point.job === 'seed' && (point.resumedFromStep ?? 0) >= 3),
       'resumed from the SIGTERM checkpoint',
     );
+  });
+
+  it('trains one expert on two replicas over peer links, and finishes it when one is killed mid-run', async () => {
+    const spec: RunSpecInput = {
+      ...SMALL_RUN,
+      id: 'replica-run',
+      experts: [{ domain: 'press', steps: 80, replicas: 2 }],
+      localSgd: { innerSteps: 4 },
+    };
+    assert.equal((await api(cluster, 'POST', '/v1/runs', spec)).status, 202);
+    type Point = {
+      job: string;
+      kind?: string;
+      replica?: number;
+      replicas?: number;
+      bytesSent?: number;
+      round?: number;
+    };
+    const points = async () => (await api(cluster, 'GET', '/v1/runs/replica-run/metrics')).body.points as Point[];
+    await waitFor(
+      async () => ((await points()).some((p) => p.kind === 'round' && p.replicas === 2) ? true : undefined),
+      120_000,
+      'a round with both replicas',
+    );
+    // One replica's worker dies without warning; its job is retried on a fresh worker.
+    const live = cluster.workers.filter((worker) => worker.exitCode === null && worker.signalCode === null);
+    live[0].kill('SIGKILL');
+    cluster.addWorker();
+    const run = await finished(cluster, 'replica-run');
+    assert.equal(run.status, 'completed', run.error);
+    const rounds = (await points()).filter((p) => p.kind === 'round' && p.job === 'expert:press');
+    assert.ok(rounds.every((p) => (p.bytesSent as number) > 0 || p.replicas === 1));
+    const last = Math.max(...rounds.map((p) => p.round as number));
+    assert.ok(last >= 80 / 2 / 4, `only ${last} rounds`);
+    const experts = run.jobs.filter((job) => job.name === 'expert');
+    assert.equal(experts.length, 2);
+    assert.ok(experts.every((job) => job.state === 'completed'));
+    assert.ok(run.rows?.some((row) => row.model === 'expert:press'));
   });
 });

@@ -47,9 +47,24 @@ export function startWorker(options: WorkerOptions) {
     await scheduler.runs.setStatus(data.runId, 'running');
 
     const jobLabel = data.role === 'seed' ? 'seed' : `expert:${data.domain}`;
+    const replicaLabel = data.role === 'expert' && data.replicas > 1 ? { replica: data.replica } : {};
     let lastProgress = 0;
-    const input: TrainTaskInput = { data, spec, stateFolder: options.stateFolder };
+    const input: TrainTaskInput = { data, spec, stateFolder: options.stateFolder, redisUrl: options.redisUrl };
     const task = runChildTask<TrainTaskInput, TrainProgress, TrainJobResult>(TRAIN_TASK, input, (progress) => {
+      if (progress.round) {
+        const { round, ...rest } = progress;
+        const { round: number, ...metrics } = round;
+        void scheduler.runs.recordMetric(data.runId, {
+          ...metrics,
+          job: jobLabel,
+          ...replicaLabel,
+          kind: 'round',
+          round: number,
+          step: metrics.groupSteps,
+        });
+        void job.updateProgress({ ...rest });
+        return;
+      }
       const now = Date.now();
       if (
         progress.bitsPerByte ||
@@ -59,7 +74,8 @@ export function startWorker(options: WorkerOptions) {
       ) {
         lastProgress = now;
         void job.updateProgress({ ...progress });
-        void scheduler.runs.recordMetric(data.runId, { job: jobLabel, ...progress });
+        const { round: _none, ...point } = progress;
+        void scheduler.runs.recordMetric(data.runId, { job: jobLabel, ...replicaLabel, ...point });
       }
     });
     running.add(task);

@@ -27,6 +27,54 @@ export const ExpertSpec = z
   })
   .strict();
 
+const CODEC_PATTERN = /^(fp32|fp16|int8|int4)(\+(shuffle|lz4))*$/;
+
+const PenaltySpec = z
+  .object({
+    anomaly: z
+      .boolean()
+      .default(true)
+      .describe('Leave out a pseudo-gradient whose norm is an outlier (EMA z-score > 3)'),
+    weighting: z.boolean().default(false).describe('Weigh pseudo-gradients by softmax(−‖Δ‖/temperature)'),
+    temperature: z.number().gt(0).default(1),
+    clipNorm: z.number().min(0).default(0).describe('Scale each pseudo-gradient to at most this norm (0: off)'),
+  })
+  .strict();
+
+/** How the replicas of one expert train together (only used by experts with more than one replica). */
+export const LocalSgdSpec = z
+  .object({
+    mode: z.enum(['sync', 'async']).default('sync').describe('sync: every innerSteps; async (A-EDiT): on a clock'),
+    innerSteps: int(1, 100_000).default(32).describe('Inner steps between synchronisations (sync mode)'),
+    syncEverySeconds: z.number().gt(0).max(3600).default(30).describe('Seconds between synchronisations (async mode)'),
+    outerLearningRate: z.number().gt(0).max(10).default(0.7),
+    outerMomentum: z.number().min(0).lt(1).default(0.9),
+    codec: z
+      .string()
+      .regex(CODEC_PATTERN, 'a codec is fp32, fp16, int8 or int4, optionally followed by +shuffle and/or +lz4')
+      .default('int8+lz4')
+      .describe('How pseudo-gradients travel: fp32, fp16, int8 or int4, with optional +shuffle and +lz4'),
+    errorFeedback: z.boolean().default(false).describe('Carry the quantisation residual into the next round'),
+    weightBySteps: z
+      .boolean()
+      .default(true)
+      .describe('async mode: weigh each pseudo-gradient by the inner steps behind it'),
+    penalty: PenaltySpec.default({ anomaly: true, weighting: false, temperature: 1, clipNorm: 0 }),
+  })
+  .strict();
+
+export const LOCAL_SGD_DEFAULTS: z.output<typeof LocalSgdSpec> = {
+  mode: 'sync',
+  innerSteps: 32,
+  syncEverySeconds: 30,
+  outerLearningRate: 0.7,
+  outerMomentum: 0.9,
+  codec: 'int8+lz4',
+  errorFeedback: false,
+  weightBySteps: true,
+  penalty: { anomaly: true, weighting: false, temperature: 1, clipNorm: 0 },
+};
+
 export const RunSpec = z
   .object({
     id: z
@@ -59,6 +107,9 @@ export const RunSpec = z
       .optional()
       .describe('One entry per expert; by default one expert per domain with expertSteps updates'),
     expertSteps: int(1, 1_000_000).default(200).describe('Updates per expert when `experts` is not given'),
+    expertReplicas: int(1, 64)
+      .default(1)
+      .describe('Replicas per expert when `experts` is not given; they share the expert’s updates (Local-SGD)'),
     training: z
       .object({
         batchSize: int(1, 1024).default(16),
@@ -71,21 +122,7 @@ export const RunSpec = z
       })
       .strict()
       .default({ batchSize: 16, learningRate: 3e-3, warmupSteps: 30, checkpointEvery: 25, seed: 1 }),
-    localSgd: z
-      .object({
-        mode: z.enum(['sync', 'async']).default('sync'),
-        innerSteps: int(1, 100_000).default(32).describe('Inner steps between synchronisations (sync mode)'),
-        syncEverySeconds: z
-          .number()
-          .gt(0)
-          .max(3600)
-          .default(30)
-          .describe('Seconds between synchronisations (async mode)'),
-        outerLearningRate: z.number().gt(0).max(10).default(0.7),
-        outerMomentum: z.number().min(0).lt(1).default(0.9),
-      })
-      .strict()
-      .default({ mode: 'sync', innerSteps: 32, syncEverySeconds: 30, outerLearningRate: 0.7, outerMomentum: 0.9 }),
+    localSgd: LocalSgdSpec.default(LOCAL_SGD_DEFAULTS),
     merge: z
       .object({
         methods: z
@@ -116,13 +153,6 @@ export const RunSpec = z
           message: `"${expert.domain}" is not one of the run's domains`,
         });
       }
-      if (expert.replicas > 1) {
-        context.addIssue({
-          code: 'custom',
-          path: ['experts', index, 'replicas'],
-          message: 'more than one replica per expert needs peer-to-peer sync, which this version does not have yet',
-        });
-      }
       if (spec.experts?.findIndex((other) => other.domain === expert.domain) !== index) {
         context.addIssue({
           code: 'custom',
@@ -138,6 +168,7 @@ export type RunSpecInput = z.input<typeof RunSpec>;
 /** A validated spec with every default filled in. */
 export type RunSpec = z.output<typeof RunSpec>;
 export type ExpertSpec = z.output<typeof ExpertSpec>;
+export type LocalSgdSpec = z.output<typeof LocalSgdSpec>;
 
 export function domainName(reference: string): string {
   const equals = reference.indexOf('=');
@@ -148,7 +179,11 @@ export function domainName(reference: string): string {
 export function expertsOf(spec: RunSpec): ExpertSpec[] {
   return (
     spec.experts ??
-    spec.domains.map((reference) => ({ domain: domainName(reference), steps: spec.expertSteps, replicas: 1 }))
+    spec.domains.map((reference) => ({
+      domain: domainName(reference),
+      steps: spec.expertSteps,
+      replicas: spec.expertReplicas,
+    }))
   );
 }
 
@@ -183,11 +218,14 @@ export function parseRunSpec(input: unknown): RunSpec {
  * finish in about ten minutes on a two-core machine with one worker per core.
  */
 export const DEMO_RUN: RunSpecInput = {
-  name: 'demo: seed → 4 Brown experts → merge → eval',
+  name: 'demo: seed → 4 Brown experts × 2 replicas → merge → eval',
   model: { preset: 'tiny' },
   domains: DEFAULT_DOMAINS,
   seed: { steps: 200 },
   expertSteps: 100,
+  // Two replicas per expert, meeting every 10 inner steps over peer links.
+  expertReplicas: 2,
+  localSgd: { innerSteps: 10 },
   training: { batchSize: 16, learningRate: 3e-3, warmupSteps: 30, checkpointEvery: 25, seed: 1 },
   merge: { methods: ['linear', 'posterior'] },
   eval: { bytes: 16_384 },

@@ -28,10 +28,22 @@ export interface RunRecord {
 
 export interface RunMetric {
   job: string;
+  /** Which replica of the expert, when it has several. */
+  replica?: number;
   step: number;
   loss?: number;
   tokensPerSecond?: number;
   bitsPerByte?: Record<string, number>;
+  /** `round` for a point that reports a Local-SGD round (the fields below). */
+  kind?: 'round';
+  round?: number;
+  replicas?: number;
+  innerSteps?: number;
+  bytesSent?: number;
+  bytesReceived?: number;
+  compressionRatio?: number;
+  syncSeconds?: number;
+  computeSeconds?: number;
   time: string;
 }
 
