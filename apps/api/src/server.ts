@@ -102,7 +102,10 @@ export async function buildApi({
       const record = await scheduler.runs.get(id);
       if (!record) return reply.code(404).send({ error: `No run with id "${id}".` });
       const [jobs, metrics] = await Promise.all([scheduler.jobs(id), scheduler.runs.metrics(id, 500)]);
-      const latestMetrics = Object.fromEntries(metrics.map((point) => [point.job, point]));
+      // Keyed like the CLI labels jobs: `expert:press`, `expert:press#1` for a second replica.
+      const latestMetrics = Object.fromEntries(
+        metrics.map((point) => [`${point.job}${point.replica ? `#${point.replica}` : ''}`, point]),
+      );
       return { ...record, jobs, latestMetrics };
     },
   );

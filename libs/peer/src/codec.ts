@@ -86,7 +86,9 @@ export function decode(payload: Uint8Array, codec: Codec, elements: number): Flo
   const raw = codec.lz4 ? decompress(payload, expected) : payload;
   if (raw.length !== expected)
     throw new CorruptPayloadError(`${raw.length} bytes where ${codecName(codec)} needs ${expected}`);
-  // Work on an aligned private copy: shuffling and typed-array views need both.
+  if (codec.quantizer === 'fp32' && !codec.shuffle) return new Float32Array(raw.slice().buffer);
+  // Typed-array views need alignment and the shuffle works in place: use a private copy
+  // unless decompression already made one.
   const bytes = codec.lz4 ? raw : raw.slice();
   if (codec.shuffle) shuffleInPlace(bytes, codec, elements, false);
   return dequantize(bytes, codec, elements);
@@ -107,8 +109,9 @@ function quantize(values: Float32Array, codec: Codec): Uint8Array {
   }
   const blocks = blocksOf(n, codec);
   const scales = new Float32Array(out.buffer, 0, blocks);
-  const levels = codec.quantizer === 'int8' ? 127 : 7;
-  const quantized = new Int8Array(n);
+  const int8 = codec.quantizer === 'int8';
+  const levels = int8 ? 127 : 7;
+  const signed = new Int8Array(out.buffer, blocks * 4);
   for (let block = 0; block < blocks; block++) {
     const start = block * codec.blockSize;
     const end = Math.min(n, start + codec.blockSize);
@@ -126,13 +129,22 @@ function quantize(values: Float32Array, codec: Codec): Uint8Array {
     }
     scales[block] = absmax / levels;
     const inverse = absmax > 0 ? levels / absmax : 0;
-    for (let i = start; i < end; i++) quantized[i] = Math.round(values[i] * inverse);
+    // Round half away from zero by truncating q ± 0.5 (|q| ≤ levels, so no overflow).
+    if (int8) {
+      for (let i = start; i < end; i++) {
+        const q = values[i] * inverse;
+        signed[i] = (q + (q < 0 ? -0.5 : 0.5)) | 0;
+      }
+    } else {
+      for (let i = start; i < end; i += 2) {
+        const q0 = values[i] * inverse;
+        const q1 = i + 1 < end ? values[i + 1] * inverse : 0;
+        const n0 = (q0 + (q0 < 0 ? -0.5 : 0.5)) | 0;
+        const n1 = (q1 + (q1 < 0 ? -0.5 : 0.5)) | 0;
+        signed[i >> 1] = (n0 & 0xf) | ((n1 & 0xf) << 4);
+      }
+    }
   }
-  const body = out.subarray(blocks * 4);
-  if (codec.quantizer === 'int8') body.set(new Uint8Array(quantized.buffer));
-  else
-    for (let i = 0; i < n; i += 2)
-      body[i >> 1] = (quantized[i] & 0xf) | ((i + 1 < n ? quantized[i + 1] & 0xf : 0) << 4);
   return out;
 }
 
