@@ -74,6 +74,7 @@ const startReplica = (
   rank: number,
   budget: number,
   hooks?: (replica: LocalReplica) => Partial<ReplicaHooks>,
+  overrides: Partial<LocalSgdSettings> = {},
 ) =>
   startLocalReplica({
     redisUrl: redis.url,
@@ -81,7 +82,7 @@ const startReplica = (
     rank,
     budget,
     plannedReplicas: 3,
-    settings,
+    settings: { ...settings, ...overrides },
     start: { round: 0, steps: 0, params: seedParams, momentum: new Map(), extra: {} },
     trainer: trainerFor,
     hooks,
@@ -190,5 +191,23 @@ describe('Local-SGD replicas', () => {
     const params = (outcomes[1] as { state: GroupState }).state.params;
     for (const values of params.values()) assert.ok(values.every(Number.isFinite));
     assert.equal(new Set(outcomes.map((o) => hashOf((o as { state: GroupState }).state.params))).size, 1);
+  });
+
+  it('meets on a clock in async mode, each replica bringing the steps it managed', async () => {
+    const key = nextKey();
+    const asyncMode = {
+      mode: 'async' as const,
+      syncEverySeconds: 0.15,
+      penalty: { ...PENALTY_DEFAULTS, weightBySteps: true },
+    };
+    const started = await Promise.all([0, 1, 2].map((rank) => startReplica(key, rank, 60, undefined, asyncMode)));
+    const outcomes = await Promise.all(started.map((replica) => replica.outcome));
+    assert.equal(new Set(outcomes.map((o) => hashOf((o as { state: GroupState }).state.params))).size, 1);
+    const rounds = started[0].rounds;
+    assert.ok(rounds.filter((round) => round.replicas === 3).length >= 2);
+    // Rounds end on the clock, not after a fixed number of steps (stragglers: bench/localsgd.ts).
+    assert.ok(rounds.every((round) => round.innerSteps >= 1));
+    assert.ok(new Set(rounds.map((round) => round.innerSteps)).size > 1, 'every round took the same steps');
+    assert.ok((rounds.at(-1)?.groupSteps as number) >= 60);
   });
 });

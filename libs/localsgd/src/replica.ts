@@ -341,7 +341,13 @@ function median(values: number[]): number {
   return sorted[Math.floor(sorted.length / 2)] ?? 0;
 }
 
-/** Holds the thread, as slow compute would (a straggler's event loop is busy too). */
+/**
+ * Burns the thread for `ms`, as slower hardware would: the straggler keeps its share of a
+ * shared CPU instead of handing it to the others, which would flatter the experiment.
+ */
 function blockFor(ms: number): void {
-  if (ms > 0) Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
+  const until = performance.now() + ms;
+  while (performance.now() < until) {
+    // Busy on purpose.
+  }
 }
