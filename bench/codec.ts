@@ -1,42 +1,76 @@
 /**
- * Codec speed and size on pseudo-gradient-like data (N(0, 1e-3), 4 M values = 16 MB of fp32):
- * compression against fp32 and the median encode + decode throughput, in MB of fp32 input per
- * second on one core.
- *   npx tsx bench/codec.ts [millions of values]
+ * What each pseudo-gradient codec costs and saves: compression ratio against fp32 and the
+ * median encode + decode throughput (MB/s of fp32 input, one core) over 7 repetitions.
+ *
+ *   node --import tsx bench/codec.ts [after-checkpoint before-checkpoint]
+ *
+ * Always measures a 4M-value tensor of N(0, 1e-3) values (pseudo-gradient-like); given two
+ * checkpoint folders of the same model, also the real delta between them (after − before).
  */
+
 import { decode, encode, parseCodec } from '@grove/peer';
-import { median } from '@grove/train';
+import { loadCheckpoint } from '@grove/store';
 
-const length = Math.round(Number(process.argv[2] ?? 4) * 1_000_000);
-const values = new Float32Array(length);
-for (let i = 0; i < length; i += 2) {
-  // Box–Muller: two normal values per pair of uniforms.
-  const radius = 1e-3 * Math.sqrt(-2 * Math.log(Math.random() + Number.EPSILON));
-  const angle = 2 * Math.PI * Math.random();
-  values[i] = radius * Math.cos(angle);
-  if (i + 1 < length) values[i + 1] = radius * Math.sin(angle);
+const CODECS = ['fp32', 'fp16', 'fp16+shuffle+lz4', 'int8', 'int8+lz4', 'int4', 'int4+lz4'];
+const REPETITIONS = 7;
+
+/** Deterministic N(0, scale²) values (Box–Muller over a linear congruential generator). */
+function normal(length: number, scale: number, seed = 1): Float32Array {
+  let state = seed >>> 0;
+  const uniform = () => {
+    state = (Math.imul(state, 1_664_525) + 1_013_904_223) >>> 0;
+    return (state + 0.5) / 2 ** 32;
+  };
+  const out = new Float32Array(length);
+  for (let i = 0; i < length; i++)
+    out[i] = scale * Math.sqrt(-2 * Math.log(uniform())) * Math.cos(2 * Math.PI * uniform());
+  return out;
 }
 
-console.log(`# ${length.toLocaleString('en')} values (${(values.byteLength / 1e6).toFixed(0)} MB fp32), median of 7`);
-console.log('| codec | × smaller than fp32 | encode + decode MB/s | encode MB/s | decode MB/s |');
-console.log('|---|---|---|---|---|');
-for (const name of ['fp32', 'fp16', 'fp16+shuffle+lz4', 'int8', 'int8+lz4', 'int8+shuffle+lz4', 'int4', 'int4+lz4']) {
-  const codec = parseCodec(name);
-  const encodeTimes: number[] = [];
-  const decodeTimes: number[] = [];
-  let size = 0;
-  for (let repeat = 0; repeat < 7; repeat++) {
-    const began = performance.now();
-    const payload = encode(values, codec);
-    const encoded = performance.now();
-    decode(payload, codec, length);
-    decodeTimes.push(performance.now() - encoded);
-    encodeTimes.push(encoded - began);
-    size = payload.length;
+function checkpointDelta(after: string, before: string): Float32Array {
+  const [a, b] = [loadCheckpoint(after).weights, loadCheckpoint(before).weights];
+  const parts: Float32Array[] = [];
+  for (const [name, tensor] of a) {
+    const base = b.get(name)?.data;
+    if (!base || base.length !== tensor.data.length) throw new Error(`Checkpoints differ in tensor ${name}.`);
+    parts.push(tensor.data.map((v, i) => v - base[i]));
   }
-  const rate = (ms: number) => (values.byteLength / 1e6 / (ms / 1000)).toFixed(0);
-  const total = median(encodeTimes.map((e, i) => e + decodeTimes[i]));
-  console.log(
-    `| ${name} | ${(values.byteLength / size).toFixed(2)} | ${rate(total)} | ${rate(median(encodeTimes))} | ${rate(median(decodeTimes))} |`,
-  );
+  const out = new Float32Array(parts.reduce((sum, part) => sum + part.length, 0));
+  let offset = 0;
+  for (const part of parts) {
+    out.set(part, offset);
+    offset += part.length;
+  }
+  return out;
 }
+
+const median = (xs: number[]) => [...xs].sort((x, y) => x - y)[xs.length >> 1];
+
+function table(title: string, values: Float32Array): string {
+  const rows = [
+    `### ${title} (${values.length.toLocaleString('en')} values)`,
+    '',
+    '| codec | ratio vs fp32 | encode + decode MB/s |',
+    '| --- | ---: | ---: |',
+  ];
+  for (const name of CODECS) {
+    const codec = parseCodec(name);
+    decode(encode(values, codec), codec, values.length); // warm up
+    const seconds: number[] = [];
+    let size = 0;
+    for (let r = 0; r < REPETITIONS; r++) {
+      const start = process.hrtime.bigint();
+      const payload = encode(values, codec);
+      decode(payload, codec, values.length);
+      seconds.push(Number(process.hrtime.bigint() - start) / 1e9);
+      size = payload.length;
+    }
+    const rate = values.byteLength / 1e6 / median(seconds);
+    rows.push(`| ${name} | ${(values.byteLength / size).toFixed(2)} | ${rate.toFixed(0)} |`);
+  }
+  return rows.join('\n');
+}
+
+console.log(table('N(0, 1e-3)', normal(4 * 1024 * 1024, 1e-3)));
+const [after, before] = process.argv.slice(2);
+if (after && before) console.log(`\n${table(`Checkpoint delta ${after} − ${before}`, checkpointDelta(after, before))}`);

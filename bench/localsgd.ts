@@ -331,7 +331,10 @@ async function child() {
       return [name, values];
     }),
   );
-  const buckets = bucketsOf(delta).map((bucket) => ({ name: bucket.name, values: flatten(bucket, delta) }));
+  const buckets = bucketsOf(delta).map((bucket) => {
+    const values = flatten(bucket, delta);
+    return { name: bucket.name, length: bucket.length, values: () => values };
+  });
   const seconds: number[] = [];
   const bytes: number[] = [];
   for (let round = 1; round <= Number(flags.rounds); round++) {

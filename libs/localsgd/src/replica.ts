@@ -156,14 +156,21 @@ export async function runReplica(options: ReplicaOptions): Promise<ReplicaOutcom
       const computeSeconds = (performance.now() - computeStarted) / 1000;
 
       // The pseudo-gradient, bucket by bucket.
-      const local = active.model.toArrays();
-      const deltaBuckets = buckets.map((bucket) => {
-        const before = flatten(bucket, start.params);
-        const after = flatten(bucket, local);
-        for (let i = 0; i < before.length; i++) before[i] -= after[i];
-        return { name: bucket.name, values: before };
-      });
-      const norm = Math.sqrt(deltaBuckets.reduce((sum, b) => sum + squaredNorm(b.values), 0));
+      // Δ bucket by bucket, straight from the model's variables: never a second full copy.
+      const deltaOf = (bucket: Bucket) => {
+        const delta = flatten(bucket, start.params);
+        for (const { name, offset } of bucket.tensors) {
+          const local = active.model.params.get(name)?.dataSync() as Float32Array;
+          for (let i = 0; i < local.length; i++) delta[offset + i] -= local[i];
+        }
+        return delta;
+      };
+      const norm = Math.sqrt(buckets.reduce((sum, bucket) => sum + squaredNorm(deltaOf(bucket)), 0));
+      const deltaBuckets = buckets.map((bucket) => ({
+        name: bucket.name,
+        length: bucket.length,
+        values: () => deltaOf(bucket),
+      }));
       const contribution: Contribution = {
         rank: node.rank,
         norm,

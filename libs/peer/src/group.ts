@@ -38,8 +38,11 @@ export interface RoundRequest {
   epoch: number;
   round: number;
   contribution: Contribution;
-  /** The flattened buckets of this replica's pseudo-gradient, in the group's fixed order. */
-  buckets: { name: string; values: Float32Array }[];
+  /**
+   * The buckets of this replica's pseudo-gradient, in the group's fixed order. Each is
+   * computed when its turn comes, so a round holds one bucket of Δ at a time.
+   */
+  buckets: { name: string; length: number; values(): Float32Array }[];
   /** Carries this replica's quantisation residual from round to round, when set. */
   errorFeedback?: ErrorFeedback;
   /** How much each member's Δ counts, from everyone's contributions; the same on every replica. */
@@ -138,8 +141,11 @@ export class ReplicaGroup {
     const sums: Float32Array[] = [];
     for (const bucket of request.buckets) {
       // An excluded Δ contributes exact zeros (never 0 · NaN).
-      let scaled: Float32Array = new Float32Array(bucket.values.length);
-      if (own !== 0) for (let i = 0; i < scaled.length; i++) scaled[i] = own * bucket.values[i];
+      let scaled: Float32Array = new Float32Array(bucket.length);
+      if (own !== 0) {
+        const values = bucket.values();
+        for (let i = 0; i < scaled.length; i++) scaled[i] = own * values[i];
+      }
       const feedback = request.errorFeedback;
       if (feedback && own !== 0) {
         scaled = feedback.compensate(bucket.name, scaled);
