@@ -1,6 +1,7 @@
 /**
  * What each pseudo-gradient codec costs and saves: compression ratio against fp32 and the
- * median encode + decode throughput (MB/s of fp32 input, one core) over 7 repetitions.
+ * median encode + decode throughput (MB = 10⁶ bytes of fp32 input per second, one core) over
+ * 7 repetitions.
  *
  *   node --import tsx bench/codec.ts [after-checkpoint before-checkpoint]
  *
@@ -10,6 +11,7 @@
 
 import { decode, encode, parseCodec } from '@grove/peer';
 import { loadCheckpoint } from '@grove/store';
+import { median } from '@grove/train';
 
 const CODECS = ['fp32', 'fp16', 'fp16+shuffle+lz4', 'int8', 'int8+lz4', 'int4', 'int4+lz4'];
 const REPETITIONS = 7;
@@ -44,29 +46,33 @@ function checkpointDelta(after: string, before: string): Float32Array {
   return out;
 }
 
-const median = (xs: number[]) => [...xs].sort((x, y) => x - y)[xs.length >> 1];
-
 function table(title: string, values: Float32Array): string {
   const rows = [
-    `### ${title} (${values.length.toLocaleString('en')} values)`,
+    `### ${title} (${values.length.toLocaleString('en')} values, median of ${REPETITIONS})`,
     '',
-    '| codec | ratio vs fp32 | encode + decode MB/s |',
-    '| --- | ---: | ---: |',
+    '| codec | ratio vs fp32 | encode + decode MB/s | encode MB/s | decode MB/s |',
+    '| --- | ---: | ---: | ---: | ---: |',
   ];
   for (const name of CODECS) {
     const codec = parseCodec(name);
     decode(encode(values, codec), codec, values.length); // warm up
-    const seconds: number[] = [];
+    const [encodeSeconds, decodeSeconds, totalSeconds]: number[][] = [[], [], []];
     let size = 0;
     for (let r = 0; r < REPETITIONS; r++) {
-      const start = process.hrtime.bigint();
+      const start = performance.now();
       const payload = encode(values, codec);
+      const encoded = performance.now();
       decode(payload, codec, values.length);
-      seconds.push(Number(process.hrtime.bigint() - start) / 1e9);
+      const decoded = performance.now();
+      encodeSeconds.push((encoded - start) / 1e3);
+      decodeSeconds.push((decoded - encoded) / 1e3);
+      totalSeconds.push((decoded - start) / 1e3);
       size = payload.length;
     }
-    const rate = values.byteLength / 1e6 / median(seconds);
-    rows.push(`| ${name} | ${(values.byteLength / size).toFixed(2)} | ${rate.toFixed(0)} |`);
+    const rate = (seconds: number[]) => (values.byteLength / 1e6 / median(seconds)).toFixed(0);
+    rows.push(
+      `| ${name} | ${(values.byteLength / size).toFixed(2)} | ${rate(totalSeconds)} | ${rate(encodeSeconds)} | ${rate(decodeSeconds)} |`,
+    );
   }
   return rows.join('\n');
 }

@@ -131,9 +131,17 @@ export function encode(values: Float32Array, codec: Codec): Uint8Array {
   return codec.lz4 ? compress(raw) : raw;
 }
 
-export function decode(payload: Uint8Array, codec: Codec, elements: number): Float32Array {
+/**
+ * Decodes `elements` values, into `into` when given (it must hold exactly that many; after a
+ * CorruptPayloadError its contents are unspecified) or else into a new array.
+ */
+export function decode(payload: Uint8Array, codec: Codec, elements: number, into?: Float32Array): Float32Array {
   checkCodec(codec);
   if (!Number.isInteger(elements) || elements < 0) throw new Error(`Element count must be a natural number.`);
+  if (into && into.length !== elements) {
+    throw new Error(`Cannot decode ${elements} values into an array of ${into.length}.`);
+  }
+  const out = into ?? new Float32Array(elements);
   const expected = rawLength(elements, codec);
   let raw = codec.lz4 ? decompress(payload, expected) : payload;
   if (raw.length !== expected) {
@@ -146,14 +154,13 @@ export function decode(payload: Uint8Array, codec: Codec, elements: number): Flo
   else if (raw.byteOffset % 4 !== 0) raw = copyToScratch(raw);
   switch (codec.quantizer) {
     case 'fp32': {
-      const out = new Float32Array(elements);
-      new Uint8Array(out.buffer).set(raw);
+      new Uint8Array(out.buffer, out.byteOffset, out.byteLength).set(raw);
       return out;
     }
     case 'fp16':
-      return fromHalves(new Uint16Array(raw.buffer, raw.byteOffset, elements));
+      return fromHalves(new Uint16Array(raw.buffer, raw.byteOffset, elements), out);
     default:
-      return dequantizeBlocks(raw, codec, elements);
+      return dequantizeBlocks(raw, codec, out);
   }
 }
 
@@ -179,9 +186,8 @@ function toHalves(values: Float32Array, halves: Uint16Array): void {
   }
 }
 
-function fromHalves(halves: Uint16Array): Float32Array {
+function fromHalves(halves: Uint16Array, out: Float32Array): Float32Array {
   const table = halfTable();
-  const out = new Float32Array(halves.length);
   for (let i = 0; i < halves.length; i++) out[i] = table[halves[i]];
   return out;
 }
@@ -204,9 +210,12 @@ function halfTable(): Float32Array {
 
 /**
  * Blockwise symmetric absmax: scale = absmax / levels (float32), q = x / scale rounded to
- * nearest (ties to even). A block
- * with NaN or ±∞ gets the NaN scale and zeros; one whose scale underflows float32 gets 0.
+ * nearest (ties to even). A block with NaN or ±∞ gets the NaN scale and zeros; one whose
+ * scale underflows float32 gets 0 and zeros.
  */
+const oneBits = new Int32Array(1);
+const oneFloat = new Float32Array(oneBits.buffer);
+
 function quantizeBlocks(values: Float32Array, codec: Codec, raw: Uint8Array): void {
   const n = values.length;
   const levels = LEVELS[codec.quantizer as 'int8' | 'int4'];
@@ -214,6 +223,9 @@ function quantizeBlocks(values: Float32Array, codec: Codec, raw: Uint8Array): vo
   const scales = new Float32Array(raw.buffer, raw.byteOffset, blocks);
   const scaleBits = new Uint32Array(raw.buffer, raw.byteOffset, blocks);
   // int8 values go straight into the payload; int4 values are packed in pairs afterwards.
+  // Non-negative floats order like their bits, and NaN's bits lie above +∞'s: an integer max
+  // finds the absmax and any non-finite value at once, faster than Math.max on floats.
+  const bits = new Int32Array(values.buffer, values.byteOffset, n);
   const q =
     codec.quantizer === 'int8'
       ? new Int8Array(raw.buffer, raw.byteOffset + blocks * 4, n)
@@ -221,10 +233,12 @@ function quantizeBlocks(values: Float32Array, codec: Codec, raw: Uint8Array): vo
   for (let block = 0; block < blocks; block++) {
     const start = block * codec.blockSize;
     const end = Math.min(n, start + codec.blockSize);
-    let absmax = 0;
-    for (let i = start; i < end; i++) absmax = Math.max(absmax, Math.abs(values[i])); // NaN sticks
+    let peak = 0;
+    for (let i = start; i < end; i++) peak = Math.max(peak, bits[i] & 0x7fff_ffff);
+    oneBits[0] = peak;
+    const absmax = oneFloat[0];
     const scale = Math.fround(absmax / levels);
-    if (!(absmax < Number.POSITIVE_INFINITY)) {
+    if (peak >= 0x7f80_0000) {
       scaleBits[block] = NAN_SCALE;
       q.fill(0, start, end);
     } else if (scale === 0) {
@@ -246,7 +260,8 @@ function quantizeBlocks(values: Float32Array, codec: Codec, raw: Uint8Array): vo
   }
 }
 
-function dequantizeBlocks(raw: Uint8Array, codec: Codec, n: number): Float32Array {
+function dequantizeBlocks(raw: Uint8Array, codec: Codec, out: Float32Array): Float32Array {
+  const n = out.length;
   const levels = LEVELS[codec.quantizer as 'int8' | 'int4'];
   const int4 = codec.quantizer === 'int4';
   const blocks = blocksOf(n, codec);
@@ -254,7 +269,6 @@ function dequantizeBlocks(raw: Uint8Array, codec: Codec, n: number): Float32Arra
   const scaleBits = new Uint32Array(raw.buffer, raw.byteOffset, blocks);
   const body = raw.subarray(blocks * 4);
   const signed = new Int8Array(body.buffer, body.byteOffset, body.length);
-  const out = new Float32Array(n);
   for (let block = 0; block < blocks; block++) {
     const bits = scaleBits[block];
     // Anything at or above +∞'s bits is negative, infinite or NaN; only the NaN scale is legal.

@@ -78,5 +78,33 @@ describe('peer frames', () => {
     const shard = good.slice();
     new DataView(shard.buffer).setUint32(16, 9, true);
     assert.equal(reasonOf(resealed(shard)), 'length');
+    const tensorLength = good.slice();
+    new DataView(tensorLength.buffer).setUint16(32 + 1 + 5 + 1 + 7, 60_000, true);
+    assert.equal(reasonOf(resealed(tensorLength)), 'truncated');
+    const noKind = good.slice();
+    noKind[5] = 0;
+    assert.equal(reasonOf(resealed(noKind)), 'kind');
+    const badTensor = encodeFrame({ ...header, tensor: 'é' }, payload);
+    badTensor[32 + 1 + 5 + 1 + 7 + 2] = 0xc3; // a lead byte cut short by the next one
+    badTensor[32 + 1 + 5 + 1 + 7 + 2 + 1] = 0x41;
+    assert.equal(reasonOf(resealed(badTensor)), 'string');
+  });
+
+  it('notice any single flipped bit and any truncation', () => {
+    const good = encodeFrame(header, payload);
+    for (let bit = 0; bit < good.length * 8; bit++) {
+      const copy = good.slice();
+      copy[bit >> 3] ^= 1 << (bit & 7);
+      assert.notEqual(reasonOf(copy), 'accepted', `bit ${bit}`);
+    }
+    for (let cut = 0; cut < good.length; cut++) assert.notEqual(reasonOf(good.subarray(0, cut)), 'accepted');
+  });
+
+  it('decode a frame that sits at any offset in a larger buffer', () => {
+    const good = encodeFrame(header, payload);
+    const shifted = new Uint8Array(good.length + 3).subarray(3);
+    shifted.set(good);
+    assert.deepEqual(decodeFrame(shifted, LIMIT).payload, payload);
+    assert.throws(() => decodeFrame(good, Number.NaN), /limit must be a number/);
   });
 });

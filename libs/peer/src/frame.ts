@@ -9,6 +9,8 @@ export const PROTOCOL_VERSION = 1;
 const MAGIC = 0x46565247; // 'GRVF' read as a little-endian u32
 const FIXED_HEADER = 32;
 const CHECKSUM = 4;
+/** The most bytes a frame adds to its payload (longest names): size transport limits with it. */
+export const MAX_FRAME_OVERHEAD = FIXED_HEADER + 1 + 255 + 1 + 255 + 2 + 65_535 + CHECKSUM;
 
 export const FrameKind = { reduce: 1, gather: 2, meta: 3, stateRequest: 4, state: 5, stateEnd: 6, abort: 7 } as const;
 export type FrameKind = (typeof FrameKind)[keyof typeof FrameKind];
@@ -74,6 +76,7 @@ export function encodeFrame(header: FrameHeader, payload: Uint8Array): Uint8Arra
   for (const field of ['round', 'attempt', 'shard', 'shards', 'elements'] as const) checkU32(field, header[field]);
   if (header.shard >= header.shards)
     throw new Error(`Frame shard ${header.shard} is not below shards ${header.shards}.`);
+  checkU32('payload length', payload.length);
 
   const size = FIXED_HEADER + 1 + run.length + 1 + expert.length + 2 + tensor.length + payload.length + CHECKSUM;
   const bytes = new Uint8Array(size);
@@ -106,7 +109,9 @@ export function encodeFrame(header: FrameHeader, payload: Uint8Array): Uint8Arra
   return bytes;
 }
 
+/** Checks everything and returns the frame, its payload a view into `bytes` (no copy). */
 export function decodeFrame(bytes: Uint8Array, maxPayload: number): Frame {
+  if (!(maxPayload >= 0)) throw new Error(`Frame payload limit must be a number of bytes; got ${maxPayload}.`);
   if (bytes.length < FIXED_HEADER + 4 + CHECKSUM)
     throw new FrameError('truncated', `${bytes.length} bytes is shorter than any frame`);
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);

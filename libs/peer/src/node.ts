@@ -7,7 +7,7 @@ import { createHash, timingSafeEqual } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import WebSocket, { WebSocketServer } from 'ws';
-import { decodeFrame, encodeFrame, type Frame, type FrameHeader, FrameKind } from './frame.js';
+import { decodeFrame, encodeFrame, type Frame, type FrameHeader, FrameKind, MAX_FRAME_OVERHEAD } from './frame.js';
 import { type Expectation, type LinkOptions, type LinkStats, PeerGoneError, PeerLink } from './link.js';
 
 export interface PeerNodeOptions {
@@ -34,7 +34,6 @@ export interface PeerAddress {
 }
 
 const PEER_PATH = '/peer';
-const FRAME_OVERHEAD = 64 * 1024;
 
 export const PEER_DEFAULTS = {
   maxPayload: 64 * 1024 * 1024,
@@ -77,7 +76,7 @@ export class PeerNode {
   static async start(options: PeerNodeOptions): Promise<PeerNode> {
     const listen = options.listen ?? { host: '127.0.0.1', port: 0 };
     if (listen === false) return new PeerNode(options, undefined, undefined, undefined);
-    const maxPayload = (options.maxPayload ?? PEER_DEFAULTS.maxPayload) + FRAME_OVERHEAD;
+    const maxPayload = (options.maxPayload ?? PEER_DEFAULTS.maxPayload) + MAX_FRAME_OVERHEAD;
     const server = createServer((_request, response) => response.writeHead(426).end('WebSocket peers only\n'));
     const wss = new WebSocketServer({ noServer: true, perMessageDeflate: false, maxPayload });
     await new Promise<void>((resolve, reject) => {
@@ -204,7 +203,7 @@ export class PeerNode {
       const ws = new WebSocket(url, {
         headers: { authorization: `Bearer ${this.options.secret}`, 'x-grove-peer': String(this.rank) },
         perMessageDeflate: false,
-        maxPayload: this.maxPayload + FRAME_OVERHEAD,
+        maxPayload: this.maxPayload + MAX_FRAME_OVERHEAD,
         handshakeTimeout: timeoutMs,
       });
       ws.once('open', () => resolve(this.adopt(rank, ws)));
