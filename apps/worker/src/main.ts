@@ -22,6 +22,7 @@ import {
   type TrainJobResult,
 } from '@grove/jobs';
 import { DelayedError, type Job, UnrecoverableError } from 'bullmq';
+import { workerMetrics } from './metrics.js';
 import type { TrainProgress, TrainTaskInput } from './train-task.js';
 
 const TRAIN_TASK = fileURLToPath(new URL('./train-task.ts', import.meta.url));
@@ -38,6 +39,7 @@ export interface WorkerOptions {
 export function startWorker(options: WorkerOptions) {
   const connection = connectRedis(options.redisUrl);
   const scheduler = new RunScheduler(connection);
+  const metrics = workerMetrics(connection);
   const running = new Set<{ interrupt(): void }>();
 
   const processor = async (job: Job, token?: string): Promise<TrainJobResult> => {
@@ -48,9 +50,12 @@ export function startWorker(options: WorkerOptions) {
 
     const jobLabel = data.role === 'seed' ? 'seed' : `expert:${data.domain}`;
     const replicaLabel = data.role === 'expert' && data.replicas > 1 ? { replica: data.replica } : {};
+    const metricJob = `${jobLabel}${data.role === 'expert' && data.replicas > 1 ? `#${data.replica}` : ''}`;
     let lastProgress = 0;
     const input: TrainTaskInput = { data, spec, stateFolder: options.stateFolder, redisUrl: options.redisUrl };
     const task = runChildTask<TrainTaskInput, TrainProgress, TrainJobResult>(TRAIN_TASK, input, (progress) => {
+      if (progress.round) metrics.round(data.runId, metricJob, progress.round);
+      else if (progress.loss !== undefined) metrics.step(data.runId, metricJob, progress.tokensPerSecond);
       if (progress.round) {
         const { round, ...rest } = progress;
         const { round: number, ...metrics } = round;
@@ -107,6 +112,7 @@ export function startWorker(options: WorkerOptions) {
     } finally {
       clearInterval(poll);
       running.delete(task);
+      metrics.jobEnded(data.runId, metricJob);
     }
   };
 
@@ -123,6 +129,7 @@ export function startWorker(options: WorkerOptions) {
     async stop() {
       for (const task of running) task.interrupt();
       await worker.close();
+      await metrics.close();
       await scheduler.close();
       connection.disconnect();
     },

@@ -142,6 +142,13 @@ export class RunStore {
     await this.redis.xadd(key.metrics(id), 'MAXLEN', '~', METRICS_MAX_LENGTH, '*', 'point', point);
   }
 
+  /** Points recorded after stream entry `after` ('0' for all), with their entry ids, oldest first. */
+  async metricsSince(id: string, after: string, count = 2_000): Promise<{ id: string; point: RunMetric }[]> {
+    const start = after === '0' ? '-' : `(${after}`;
+    const entries = await this.redis.xrange(key.metrics(id), start, '+', 'COUNT', count);
+    return entries.map(([entryId, fields]) => ({ id: entryId, point: JSON.parse(fields[1]) }));
+  }
+
   async metrics(id: string, count = 5_000): Promise<RunMetric[]> {
     const entries = await this.redis.xrevrange(key.metrics(id), '+', '-', 'COUNT', count);
     return entries.reverse().map(([, fields]) => JSON.parse(fields[1]));

@@ -36,7 +36,7 @@ export class RunScheduler {
   readonly mergeQueue: Queue;
   private readonly flows: FlowProducer;
 
-  constructor(connection: Redis) {
+  constructor(readonly connection: Redis) {
     const options = { connection, streams: { events: { maxLen: EVENTS_MAX_LENGTH } } };
     this.runs = new RunStore(connection);
     this.trainQueue = new Queue(QUEUES.train, options);
