@@ -126,7 +126,7 @@ async function quality() {
   const start = seedParams(flags.from as string);
   const startScore = score(start, domain);
   console.log(
-    `# ${flags.from}: ${replicas} replicas × ${steps} steps × batch ${flags.batch} on ${domain.name}; start ${startScore.toFixed(3)} bits/byte`,
+    `# ${flags.from}: ${replicas} replicas × ${steps} steps × batch ${flags.batch} on ${domain.name}; start ${startScore.toFixed(3)} bits/byte; outer lr ${flags['outer-lr']}, momentum ${flags['outer-momentum']} (H = 1: lr 1, momentum 0)`,
   );
   console.log('| H | codec | bits/byte | vs H = 1 | bytes sent (all replicas) | vs H = 1 | rounds | seconds |');
   console.log('|---|---|---|---|---|---|---|---|');
@@ -175,7 +175,8 @@ async function quality() {
     }
   }
   mkdirSync(RESULTS, { recursive: true });
-  writeFileSync(join(RESULTS, `localsgd-quality-${flags.from}.json`), JSON.stringify(rows, null, 2));
+  const tag = `${flags.from}-H${(flags.H as string).replaceAll(',', '_')}-lr${flags['outer-lr']}-m${flags['outer-momentum']}`;
+  writeFileSync(join(RESULTS, `localsgd-quality-${tag}.json`), JSON.stringify(rows, null, 2));
   await redis.stop();
 }
 
