@@ -4,7 +4,8 @@
  * test-artifacts/.
  */
 import assert from 'node:assert/strict';
-import { mkdirSync, mkdtempSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -13,7 +14,8 @@ import type { RunSpecInput } from '@grove/jobs';
 import { type Browser, chromium, type Page } from 'playwright-core';
 
 const CHROMIUM = process.env.GROVE_CHROMIUM ?? '/usr/bin/chromium';
-const ARTIFACTS = join(import.meta.dirname, '..', 'test-artifacts');
+const ROOT = join(import.meta.dirname, '..');
+const ARTIFACTS = join(ROOT, 'test-artifacts');
 const RUN: RunSpecInput = {
   id: 'ui-run',
   domains: ['press', 'fiction'],
@@ -115,6 +117,41 @@ describe('dashboard and metrics', { timeout: 600_000 }, () => {
     const text = (await page.textContent('#sample-output')) as string;
     assert.ok(text.startsWith('The jury ') && text.length > 'The jury '.length + 50, text);
     await page.screenshot({ path: join(ARTIFACTS, 'dashboard-sample.png'), fullPage: true });
+  });
+
+  it('writes a self-contained report.html that opens offline', async () => {
+    const response = await fetch(`${cluster.apiUrl}/v1/runs/ui-run/artifacts/report.html`);
+    assert.equal(response.status, 200);
+    const report = await response.text();
+    assert.doesNotMatch(report, /(src|href)="https?:/, 'the report loads nothing from the network');
+    const file = join(ARTIFACTS, 'report.html');
+    writeFileSync(file, report);
+    const offline = await browser.newPage();
+    await offline.route('**/*', (route) =>
+      route.request().url().startsWith('file:') ? route.continue() : route.abort(),
+    );
+    await offline.goto(`file://${file}`);
+    await offline.waitForSelector('[data-chart="loss"] canvas');
+    assert.equal(await offline.$$eval('#eval-table tr', (rows) => rows.length), 6);
+    await offline.screenshot({ path: join(ARTIFACTS, 'report.png'), fullPage: true });
+    await offline.close();
+  });
+
+  it('follows a run from the CLI: `grove logs` lines and `grove status` without a terminal', () => {
+    const grove = (...args: string[]) =>
+      spawnSync(process.execPath, [join(ROOT, 'bin', 'grove.mjs'), ...args, '--api', cluster.apiUrl], {
+        encoding: 'utf8',
+      });
+    const logs = grove('logs', 'ui-run');
+    assert.equal(logs.status, 0, logs.stderr);
+    assert.match(logs.stdout, /expert:press#1 +round 1: 2 replicas, \d+ steps, [\d.]+ MB sent/);
+    assert.match(logs.stdout, /seed +step 6 +loss \d/);
+    assert.match(logs.stdout, /ui-run\.eval completed/);
+    assert.match(logs.stdout, /run ui-run completed/);
+    const status = grove('status', 'ui-run');
+    assert.equal(status.status, 0, status.stderr);
+    assert.match(status.stdout, /expert:press#1 +completed/);
+    assert.doesNotMatch(status.stdout, /█/, 'no bars outside a terminal');
   });
 
   it('serves Bull Board with the run’s jobs', async () => {

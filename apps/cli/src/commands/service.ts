@@ -5,9 +5,10 @@ import { DEMO_RUN, stateFolder } from '@grove/jobs';
 import type { Command } from 'commander';
 import { apiClientFromEnv } from '../api-client.js';
 import { startCluster } from '../cluster.js';
+import { followLogs } from '../logs.js';
 import { positiveInteger } from '../options.js';
 import { printTable } from '../table.js';
-import { followRun, renderRun } from '../watch.js';
+import { followRun, renderBars, renderRun } from '../watch.js';
 
 export function registerService(program: Command): void {
   program
@@ -88,7 +89,8 @@ export function registerService(program: Command): void {
     .argument('[id]', 'run id')
     .option('--api <url>', 'API base URL (default GROVE_API_URL or http://127.0.0.1:8080)')
     .option('--json', 'print JSON', false)
-    .action(async (id: string | undefined, options: { api?: string; json: boolean }) => {
+    .option('--follow', 'follow the run with live progress until it ends', false)
+    .action(async (id: string | undefined, options: { api?: string; json: boolean; follow: boolean }) => {
       const client = apiClientFromEnv(options.api);
       if (!id) {
         const { runs } = await client.runs();
@@ -100,8 +102,18 @@ export function registerService(program: Command): void {
         process.stdout.write(`${JSON.stringify(await client.run(id))}\n`);
         return;
       }
-      const run = await client.run(id);
-      process.stdout.write(`${renderRun(run).join('\n')}\n`);
+      const run = options.follow ? await followRun(client, id) : await client.run(id);
+      if (!options.follow)
+        process.stdout.write(`${(process.stdout.isTTY ? renderBars(run) : renderRun(run)).join('\n')}\n`);
       if (run.rows) printTable(run.rows);
+    });
+
+  program
+    .command('logs')
+    .description("Follow a run's events: job states, training steps, evaluations, Local-SGD rounds.")
+    .argument('<id>', 'run id')
+    .option('--api <url>', 'API base URL (default GROVE_API_URL or http://127.0.0.1:8080)')
+    .action(async (id: string, options: { api?: string }) => {
+      await followLogs(apiClientFromEnv(options.api), id, (line) => process.stdout.write(`${line}\n`));
     });
 }
