@@ -13,14 +13,16 @@ import { followRun, renderBars, renderRun } from '../watch.js';
 export function registerService(program: Command): void {
   program
     .command('demo')
-    .description('Start a local cluster, run the built-in demo (seed → 4 experts → merge → eval) and print the table.')
+    .description(
+      'Start a local cluster, run the built-in demo (seed → 4 experts × 2 replicas → merge → eval) and print the table.',
+    )
     .option('--workers <n>', 'worker processes (default: one per core)', positiveInteger, cpus().length)
     .option('--json', 'end by printing the finished run record as JSON', false)
     .action(async (options: { workers: number; json: boolean }) => {
       const state = stateFolder();
       const cluster = await startCluster({ stateFolder: state, workers: options.workers });
       process.stderr.write(
-        `cluster: api ${cluster.apiUrl}, redis ${cluster.redisUrl}, ${options.workers} workers; state in ${state}\n`,
+        `cluster: api ${cluster.apiUrl} (dashboard ${cluster.apiUrl}/ui), redis ${cluster.redisUrl}, ${options.workers} workers; state in ${state}\n`,
       );
       const stop = async () => {
         await cluster.stop();
