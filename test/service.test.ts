@@ -91,13 +91,23 @@ describe('service end to end', { timeout: 900_000 }, () => {
   });
 
   it('runs seed → experts → merge → eval from a REST submission and reports the table', async () => {
-    const submitted = await api(cluster, 'POST', '/v1/runs', { ...SMALL_RUN, id: 'rest-run' });
+    const methods = ['linear', 'posterior', 'task-arithmetic', 'ties', 'dare'];
+    const submitted = await api(cluster, 'POST', '/v1/runs', { ...SMALL_RUN, id: 'rest-run', merge: { methods } });
     assert.equal(submitted.status, 202);
     assert.equal(submitted.body.id, 'rest-run');
     const run = await finished(cluster, 'rest-run');
     assert.equal(run.status, 'completed', run.error);
     const models = [...new Set(run.rows?.map((row) => row.model))].sort();
-    assert.deepEqual(models, ['expert:fiction', 'expert:press', 'merged:linear', 'merged:posterior', 'seed']);
+    assert.deepEqual(models, [
+      'expert:fiction',
+      'expert:press',
+      'merged:dare',
+      'merged:linear',
+      'merged:posterior',
+      'merged:task-arithmetic',
+      'merged:ties',
+      'seed',
+    ]);
     for (const row of run.rows ?? [])
       assert.ok(row.bitsPerByte > 0.5 && row.bitsPerByte < 9, `${row.model} ${row.bitsPerByte}`);
     assert.ok(run.jobs.every((job) => job.state === 'completed'));
@@ -142,7 +152,7 @@ describe('service end to end', { timeout: 900_000 }, () => {
       [{ experts: [{ domain: 'press', steps: 5, replicas: 0 }] }, 'experts.0.replicas'],
       [{ localSgd: { outerMomentum: 1.5 } }, 'localSgd.outerMomentum'],
       [{ localSgd: { codec: 'zip' } }, 'localSgd.codec'],
-      [{ merge: { methods: ['ties'] } }, 'merge.methods.0'],
+      [{ merge: { methods: ['slerp'] } }, 'merge.methods.0'],
       [{ eval: { bytes: 10 } }, 'eval.bytes'],
       [{ id: 'Has Spaces' }, 'id'],
       [{ surprise: true }, ''],

@@ -4,7 +4,7 @@
  * a run. Everything is served by this process, from files in the repository and in
  * node_modules: the page works without internet.
  */
-import { existsSync } from 'node:fs';
+import { existsSync, readdirSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join, resolve, sep } from 'node:path';
 import { createBullBoard } from '@bull-board/api';
@@ -109,11 +109,11 @@ export async function registerUi(app: FastifyInstance, scheduler: RunScheduler, 
       const { id } = request.params as { id: string };
       const paths = artifactPaths(stateFolder, id);
       const run = await scheduler.runs.get(id);
+      const merged = existsSync(join(paths.run, 'merged')) ? readdirSync(join(paths.run, 'merged')).sort() : [];
       const candidates = [
         'seed',
         ...(run?.spec.domains ?? []).map((d) => `experts/${d.split('=')[0]}`),
-        'merged/linear',
-        'merged/posterior',
+        ...merged.map((folder) => `merged/${folder}`),
       ];
       return { models: candidates.filter((model) => existsSync(join(paths.run, model, MODEL_FILE))) };
     },

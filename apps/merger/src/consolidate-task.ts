@@ -5,7 +5,10 @@
 import { writeFileSync } from 'node:fs';
 import { type Domain, evaluationBatches, loadDomain, type TokenBatch } from '@grove/data';
 import { artifactPaths, expertsOf, PermanentTaskError, type RunSpec, type ScoreRow, serveChildTask } from '@grove/jobs';
-import { domainPosterior, uniformWeights, weightedAverage } from '@grove/merge';
+import { domainPosterior, type MergeMethod, mergeAgainstBase, uniformWeights, weightedAverage } from '@grove/merge';
+
+type TaskVectorMethod = Exclude<MergeMethod, 'linear' | 'posterior'>;
+
 import { type NamedArrays, selectBackend, type TransformerLM } from '@grove/model';
 import { type Checkpoint, loadCheckpoint, saveCheckpoint } from '@grove/store';
 import { batchTensors, bitsPerByte, modelFromCheckpoint } from '@grove/train';
@@ -67,6 +70,27 @@ function merge(
   };
 
   if (spec.merge.methods.includes('linear')) save('linear', uniformWeights(experts.length), paths.merged('linear'));
+  const against = spec.merge.methods.filter((m): m is TaskVectorMethod => m !== 'linear' && m !== 'posterior');
+  if (against.length > 0) {
+    const seed = toArrays(loadCheckpoint(paths.seed));
+    const options = {
+      scale: spec.merge.scale,
+      density: spec.merge.density,
+      dropRate: spec.merge.dropRate,
+      seed: spec.training.seed,
+    };
+    for (const method of against) {
+      report({ stage: method, done: 0, total: 1 });
+      const merged = mergeAgainstBase(method, seed, arrays, options);
+      saveCheckpoint(paths.merged(method), {
+        config,
+        weights: new Map(
+          [...merged].map(([name, data]) => [name, { shape: shapeOf(experts[0].checkpoint, name), data }]),
+        ),
+        state: { kind: 'model', method, options },
+      });
+    }
+  }
   if (spec.merge.methods.includes('posterior')) {
     const models = experts.map(({ checkpoint }) => modelFromCheckpoint(checkpoint));
     domains.forEach((domain, index) => {
@@ -101,6 +125,9 @@ function evaluate(
   ];
   if (spec.merge.methods.includes('linear'))
     plan.push({ model: 'merged:linear', folder: paths.merged('linear'), domains });
+  for (const method of spec.merge.methods.filter((m) => m !== 'linear' && m !== 'posterior')) {
+    plan.push({ model: `merged:${method}`, folder: paths.merged(method), domains });
+  }
   if (spec.merge.methods.includes('posterior')) {
     for (const domain of domains)
       plan.push({ model: 'merged:posterior', folder: paths.merged(`posterior-${domain.name}`), domains: [domain] });

@@ -3,6 +3,7 @@
  * BullMQ producers and the workers. Defaults, ranges and descriptions live here only.
  */
 import { BROWN_DOMAINS, DEFAULT_DOMAINS } from '@grove/data';
+import { MERGE_METHODS, type MergeMethod } from '@grove/merge';
 import { PRESETS } from '@grove/model';
 import { z } from 'zod';
 
@@ -126,13 +127,16 @@ export const RunSpec = z
     merge: z
       .object({
         methods: z
-          .array(z.enum(['linear', 'posterior']))
+          .array(z.enum(Object.keys(MERGE_METHODS) as [MergeMethod, ...MergeMethod[]]))
           .min(1)
           .default(['linear', 'posterior'])
-          .describe('Merges to build from the experts'),
+          .describe(`Merges to build from the experts: ${Object.keys(MERGE_METHODS).join(', ')}`),
+        scale: z.number().gt(0).max(10).default(1).describe('λ for task-arithmetic, ties and dare'),
+        density: z.number().gt(0).max(1).default(0.5).describe('ties: fraction of each task vector kept'),
+        dropRate: z.number().min(0).lt(1).default(0.5).describe('dare: probability of dropping each element'),
       })
       .strict()
-      .default({ methods: ['linear', 'posterior'] }),
+      .default({ methods: ['linear', 'posterior'], scale: 1, density: 0.5, dropRate: 0.5 }),
     eval: z
       .object({ bytes: int(1024, 10_000_000).default(32_768).describe('Held-out bytes scored per domain') })
       .strict()

@@ -1,2 +1,3 @@
 export * from './average.js';
+export * from './methods/index.js';
 export * from './posterior.js';
