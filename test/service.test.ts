@@ -91,7 +91,7 @@ describe('service end to end', { timeout: 900_000 }, () => {
   });
 
   it('runs seed → experts → merge → eval from a REST submission and reports the table', async () => {
-    const methods = ['linear', 'posterior', 'task-arithmetic', 'ties', 'dare'];
+    const methods = ['linear', 'posterior', 'task-arithmetic', 'ties', 'dare', 'ensemble'];
     const submitted = await api(cluster, 'POST', '/v1/runs', { ...SMALL_RUN, id: 'rest-run', merge: { methods } });
     assert.equal(submitted.status, 202);
     assert.equal(submitted.body.id, 'rest-run');
@@ -99,6 +99,8 @@ describe('service end to end', { timeout: 900_000 }, () => {
     assert.equal(run.status, 'completed', run.error);
     const models = [...new Set(run.rows?.map((row) => row.model))].sort();
     assert.deepEqual(models, [
+      'ensemble:all',
+      'ensemble:top1',
       'expert:fiction',
       'expert:press',
       'merged:dare',
@@ -110,6 +112,13 @@ describe('service end to end', { timeout: 900_000 }, () => {
     ]);
     for (const row of run.rows ?? [])
       assert.ok(row.bitsPerByte > 0.5 && row.bitsPerByte < 9, `${row.model} ${row.bitsPerByte}`);
+    // A per-byte mixture of the experts never does much worse than its worst member.
+    const score = (model: string, domain: string) =>
+      run.rows?.find((row) => row.model === model && row.domain === domain)?.bitsPerByte as number;
+    for (const domain of ['press', 'fiction']) {
+      const worst = Math.max(score('expert:press', domain), score('expert:fiction', domain));
+      assert.ok(score('ensemble:all', domain) <= worst + 0.01, `ensemble on ${domain}`);
+    }
     assert.ok(run.jobs.every((job) => job.state === 'completed'));
     const listing = await api(cluster, 'GET', '/v1/runs/rest-run/artifacts/');
     assert.ok((listing.body.files as string[]).includes('merged/linear/model.safetensors'));

@@ -5,9 +5,17 @@
 import { writeFileSync } from 'node:fs';
 import { type Domain, evaluationBatches, loadDomain, type TokenBatch } from '@grove/data';
 import { artifactPaths, expertsOf, PermanentTaskError, type RunSpec, type ScoreRow, serveChildTask } from '@grove/jobs';
-import { domainPosterior, type MergeMethod, mergeAgainstBase, uniformWeights, weightedAverage } from '@grove/merge';
-
-type TaskVectorMethod = Exclude<MergeMethod, 'linear' | 'posterior'>;
+import {
+  cachedPrior,
+  domainPosterior,
+  ensembleWindowLoss,
+  mergeAgainstBase,
+  TASK_VECTOR_METHODS,
+  type TaskVectorMethod,
+  uniformWeights,
+  type WindowLosses,
+  weightedAverage,
+} from '@grove/merge';
 
 import { type NamedArrays, selectBackend, type TransformerLM } from '@grove/model';
 import { type Checkpoint, loadCheckpoint, saveCheckpoint } from '@grove/store';
@@ -70,7 +78,9 @@ function merge(
   };
 
   if (spec.merge.methods.includes('linear')) save('linear', uniformWeights(experts.length), paths.merged('linear'));
-  const against = spec.merge.methods.filter((m): m is TaskVectorMethod => m !== 'linear' && m !== 'posterior');
+  const against = spec.merge.methods.filter((m): m is TaskVectorMethod =>
+    TASK_VECTOR_METHODS.includes(m as TaskVectorMethod),
+  );
   if (against.length > 0) {
     const seed = toArrays(loadCheckpoint(paths.seed));
     const options = {
@@ -125,7 +135,7 @@ function evaluate(
   ];
   if (spec.merge.methods.includes('linear'))
     plan.push({ model: 'merged:linear', folder: paths.merged('linear'), domains });
-  for (const method of spec.merge.methods.filter((m) => m !== 'linear' && m !== 'posterior')) {
+  for (const method of spec.merge.methods.filter((m) => TASK_VECTOR_METHODS.includes(m as TaskVectorMethod))) {
     plan.push({ model: `merged:${method}`, folder: paths.merged(method), domains });
   }
   if (spec.merge.methods.includes('posterior')) {
@@ -146,8 +156,52 @@ function evaluate(
     }
     model.dispose();
   }
+  if (spec.merge.methods.includes('ensemble')) rows.push(...evaluateEnsemble(spec, paths, domains, report));
   writeFileSync(paths.report, `${JSON.stringify({ runId, rows }, null, 2)}\n`);
   return { rows };
+}
+
+/**
+ * BTM's ensemble on each domain: every expert scores the held-out windows once; the scores
+ * are mixed per byte by the domain posterior, with a prior cached from the domain's
+ * held-out tail (the part the eval does not score). Rows `ensemble:all` and `ensemble:top1`.
+ */
+function evaluateEnsemble(
+  spec: RunSpec,
+  paths: ReturnType<typeof artifactPaths>,
+  domains: Domain[],
+  report: (progress: ConsolidateProgress) => void,
+): ScoreRow[] {
+  const models = expertsOf(spec).map((expert) => modelFromCheckpoint(loadCheckpoint(paths.expert(expert.domain))));
+  const length = models[0].config.contextLength;
+  const windowsOf = (text: Uint8Array, bytes: number) =>
+    evaluationBatches(text, length, 16, bytes).flatMap((batch) => {
+      const perExpert = models.map((model) =>
+        tf.tidy(() => model.tokenLosses(...batchTensors(batch)).dataSync() as Float32Array),
+      );
+      return Array.from(
+        { length: batch.rows },
+        (_, row): WindowLosses =>
+          perExpert.map((losses) => losses.subarray(row * batch.length, (row + 1) * batch.length)),
+      );
+    });
+  const rows: ScoreRow[] = [];
+  domains.forEach((domain, index) => {
+    report({ stage: 'ensemble', done: index, total: domains.length });
+    const tail = domain.heldOut.subarray(Math.max(0, domain.heldOut.length - POSTERIOR_BYTES));
+    const prior = cachedPrior(windowsOf(tail, POSTERIOR_BYTES), models.length);
+    const windows = windowsOf(domain.heldOut, spec.eval.bytes);
+    const bytes = windows.reduce((sum, window) => sum + window[0].length, 0);
+    for (const [label, topK] of [
+      ['ensemble:all', models.length],
+      ['ensemble:top1', 1],
+    ] as const) {
+      const nats = windows.reduce((sum, window) => sum + ensembleWindowLoss(window, prior, topK), 0);
+      rows.push({ model: label, domain: domain.name, bitsPerByte: nats / bytes / Math.LN2 });
+    }
+  });
+  for (const model of models) model.dispose();
+  return rows;
 }
 
 /** log p(window) under `model` for every window of the batch, in nats. */

@@ -1,3 +1,4 @@
 export * from './average.js';
+export * from './ensemble.js';
 export * from './methods/index.js';
 export * from './posterior.js';

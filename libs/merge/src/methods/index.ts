@@ -13,6 +13,7 @@ export const MERGE_METHODS = {
   'task-arithmetic': 'the seed plus λ times the mean of the experts’ task vectors',
   ties: 'TIES: task vectors trimmed to their largest values, signs elected, agreeing values averaged',
   dare: 'DARE: task vectors randomly dropped and rescaled, then averaged',
+  ensemble: 'BTM: the experts kept apart and mixed per byte by their domain posterior (all, and top-1)',
 } as const;
 export type MergeMethod = keyof typeof MERGE_METHODS;
 
@@ -27,8 +28,11 @@ export interface TaskVectorOptions {
 }
 
 /** Merges with a task-vector method against `base` (the seed); equal expert weights. */
+export type TaskVectorMethod = Exclude<MergeMethod, 'linear' | 'posterior' | 'ensemble'>;
+export const TASK_VECTOR_METHODS: TaskVectorMethod[] = ['task-arithmetic', 'ties', 'dare'];
+
 export function mergeAgainstBase(
-  method: Exclude<MergeMethod, 'linear' | 'posterior'>,
+  method: TaskVectorMethod,
   base: NamedArrays,
   experts: NamedArrays[],
   options: TaskVectorOptions,
