@@ -92,13 +92,19 @@ describe('service end to end', { timeout: 900_000 }, () => {
 
   it('runs seed → experts → merge → eval from a REST submission and reports the table', async () => {
     const methods = ['linear', 'posterior', 'task-arithmetic', 'ties', 'dare', 'ensemble'];
-    const submitted = await api(cluster, 'POST', '/v1/runs', { ...SMALL_RUN, id: 'rest-run', merge: { methods } });
+    const submitted = await api(cluster, 'POST', '/v1/runs', {
+      ...SMALL_RUN,
+      id: 'rest-run',
+      merge: { methods },
+      denseBaseline: true,
+    });
     assert.equal(submitted.status, 202);
     assert.equal(submitted.body.id, 'rest-run');
     const run = await finished(cluster, 'rest-run');
     assert.equal(run.status, 'completed', run.error);
     const models = [...new Set(run.rows?.map((row) => row.model))].sort();
     assert.deepEqual(models, [
+      'dense',
       'ensemble:all',
       'ensemble:top1',
       'expert:fiction',

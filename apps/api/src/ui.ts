@@ -113,6 +113,7 @@ export async function registerUi(app: FastifyInstance, scheduler: RunScheduler, 
       const candidates = [
         'seed',
         ...(run?.spec.domains ?? []).map((d) => `experts/${d.split('=')[0]}`),
+        'dense',
         ...merged.map((folder) => `merged/${folder}`),
       ];
       return { models: candidates.filter((model) => existsSync(join(paths.run, model, MODEL_FILE))) };

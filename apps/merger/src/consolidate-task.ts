@@ -133,6 +133,7 @@ function evaluate(
       domains,
     })),
   ];
+  if (spec.denseBaseline) plan.push({ model: 'dense', folder: paths.dense, domains });
   if (spec.merge.methods.includes('linear'))
     plan.push({ model: 'merged:linear', folder: paths.merged('linear'), domains });
   for (const method of spec.merge.methods.filter((m) => TASK_VECTOR_METHODS.includes(m as TaskVectorMethod))) {

@@ -49,12 +49,12 @@ const PROGRESS_EVALUATION_BYTES = 8_192;
 serveChildTask<TrainTaskInput, TrainProgress, TrainJobResult>(
   async ({ data, spec, stateFolder, redisUrl }, { stopRequested, report }) => {
     const paths = artifactPaths(stateFolder, data.runId);
-    const output = data.role === 'seed' ? paths.seed : paths.expert(data.domain);
+    const output = data.role === 'seed' ? paths.seed : data.role === 'dense' ? paths.dense : paths.expert(data.domain);
     const finished = finishedResult(output, stateFolder);
     if (finished) return finished;
 
     const domains = loadDomains(spec);
-    const trainingDomains = data.role === 'seed' ? domains : domains.filter((domain) => domain.name === data.domain);
+    const trainingDomains = data.role === 'expert' ? domains.filter((domain) => domain.name === data.domain) : domains;
     if (trainingDomains.length === 0)
       throw new PermanentTaskError("The expert's domain is not one of the run's domains.");
     const stream = mixtureOf(trainingDomains);
@@ -120,16 +120,23 @@ function loadDomains(spec: RunSpec): Domain[] {
 }
 
 function trainingSettings(spec: RunSpec, data: TrainJobData): TrainingSettings {
-  const expertIndex = data.role === 'expert' ? expertsOf(spec).findIndex((e) => e.domain === data.domain) : -1;
-  const steps = data.role === 'seed' ? spec.seed.steps : (expertsOf(spec)[expertIndex]?.steps ?? spec.expertSteps);
+  const experts = expertsOf(spec);
+  const expertIndex = data.role === 'expert' ? experts.findIndex((e) => e.domain === data.domain) : -1;
+  // The dense baseline gets the compute of all experts together, on the mixture.
+  const steps =
+    data.role === 'seed'
+      ? spec.seed.steps
+      : data.role === 'dense'
+        ? experts.reduce((sum, expert) => sum + expert.steps, 0)
+        : (experts[expertIndex]?.steps ?? spec.expertSteps);
   return {
     ...TRAINING_DEFAULTS,
     steps,
     batchSize: spec.training.batchSize,
     learningRate: spec.training.learningRate,
     warmupSteps: Math.min(spec.training.warmupSteps, steps),
-    // Each expert sees its data in its own order.
-    seed: spec.training.seed + expertIndex + 1,
+    // Each expert (and the dense baseline) sees its data in its own order.
+    seed: spec.training.seed + (data.role === 'dense' ? experts.length : expertIndex) + 1,
   };
 }
 

@@ -10,6 +10,7 @@ export const artifactPaths = (stateFolder: string, runId: string) => {
     run,
     seed: join(run, 'seed'),
     expert: (domain: string) => join(run, 'experts', domain),
+    dense: join(run, 'dense'),
     merged: (method: string) => join(run, 'merged', method),
     report: join(run, 'report.json'),
   };

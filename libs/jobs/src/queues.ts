@@ -10,12 +10,12 @@ export const QUEUES = {
   merge: 'grove-merge',
 } as const;
 
-export const JOB_NAMES = { seed: 'seed', expert: 'expert', merge: 'merge', eval: 'eval' } as const;
+export const JOB_NAMES = { seed: 'seed', expert: 'expert', dense: 'dense', merge: 'merge', eval: 'eval' } as const;
 export type JobName = (typeof JOB_NAMES)[keyof typeof JOB_NAMES];
 
 const RunId = z.string().regex(RUN_ID_PATTERN);
 
-/** A training job: the seed (on the domain mixture) or one replica of one expert. */
+/** A training job: the seed (on the domain mixture), one replica of one expert, or the dense baseline. */
 export const TrainJobData = z.discriminatedUnion('role', [
   z
     .object({
@@ -36,6 +36,8 @@ export const TrainJobData = z.discriminatedUnion('role', [
       rendezvousKey: z.string().min(1),
     })
     .strict(),
+  /** The compute-matched dense baseline: the seed trained on for as many updates as all experts. */
+  z.object({ runId: RunId, role: z.literal('dense') }).strict(),
 ]);
 export type TrainJobData = z.infer<typeof TrainJobData>;
 
@@ -69,6 +71,7 @@ export const EVENTS_MAX_LENGTH = 10_000;
 export const jobIds = {
   seed: (runId: string) => `${runId}.seed`,
   expert: (runId: string, domain: string, replica: number) => `${runId}.expert.${domain}.${replica}`,
+  dense: (runId: string) => `${runId}.dense`,
   merge: (runId: string) => `${runId}.merge`,
   eval: (runId: string) => `${runId}.eval`,
 };

@@ -108,6 +108,12 @@ export const RunSpec = z
       .optional()
       .describe('One entry per expert; by default one expert per domain with expertSteps updates'),
     expertSteps: int(1, 1_000_000).default(200).describe('Updates per expert when `experts` is not given'),
+    denseBaseline: z
+      .boolean()
+      .default(false)
+      .describe(
+        'Also train a compute-matched dense model: the seed trained on the mixture for as many updates as all experts together',
+      ),
     expertReplicas: int(1, 64)
       .default(1)
       .describe('Replicas per expert when `experts` is not given; they share the expert’s updates (Local-SGD)'),

@@ -85,10 +85,20 @@ export class RunScheduler {
           queueName: QUEUES.merge,
           data: mergeData,
           opts: { ...CHILD_JOB_OPTIONS, jobId: jobIds.merge(runId) },
-          children: experts,
+          children: spec.denseBaseline ? [...experts, this.denseJob(runId)] : experts,
         },
       ],
     });
+  }
+
+  private denseJob(runId: string): FlowJob {
+    const data: TrainJobData = { runId, role: 'dense' };
+    return {
+      name: JOB_NAMES.dense,
+      queueName: QUEUES.train,
+      data,
+      opts: { ...CHILD_JOB_OPTIONS, jobId: jobIds.dense(runId) },
+    };
   }
 
   /** Every job of a run in pipeline order, including those not created yet. */
@@ -106,6 +116,9 @@ export class RunScheduler {
           replica,
         })),
       ),
+      ...(record.spec.denseBaseline
+        ? [{ id: jobIds.dense(runId), name: JOB_NAMES.dense, queue: this.trainQueue }]
+        : []),
       { id: jobIds.merge(runId), name: JOB_NAMES.merge, queue: this.mergeQueue },
       { id: jobIds.eval(runId), name: JOB_NAMES.eval, queue: this.mergeQueue },
     ];
@@ -134,7 +147,8 @@ export class RunScheduler {
     await this.runs.cancel(runId);
     for (const view of await this.jobs(runId)) {
       if (!['waiting', 'delayed', 'waiting-children', 'prioritized'].includes(view.state)) continue;
-      const queue = view.name === JOB_NAMES.seed || view.name === JOB_NAMES.expert ? this.trainQueue : this.mergeQueue;
+      const training: string[] = [JOB_NAMES.seed, JOB_NAMES.expert, JOB_NAMES.dense];
+      const queue = training.includes(view.name) ? this.trainQueue : this.mergeQueue;
       const job: Job | undefined = await queue.getJob(view.id);
       await job?.remove({ removeChildren: true }).catch(() => {
         // A job that started meanwhile is locked; it stops on the flag instead.

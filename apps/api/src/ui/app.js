@@ -55,9 +55,10 @@
     const byName = (name) => run.jobs.filter((job) => job.name === name);
     const experts = new Map();
     for (const job of byName('expert')) experts.set(job.domain, [...(experts.get(job.domain) ?? []), job]);
-    const expertStage = [...experts.values()]
-      .map((replicas) => `<div class="expert-group">${replicas.map(jobBox).join('')}</div>`)
-      .join('');
+    const expertStage =
+      [...experts.values()]
+        .map((replicas) => `<div class="expert-group">${replicas.map(jobBox).join('')}</div>`)
+        .join('') + byName('dense').map(jobBox).join('');
     const stages = [
       byName('seed').map(jobBox).join(''),
       expertStage,
