@@ -4,7 +4,7 @@
  * time; see @grove/jobs metrics.ts).
  */
 import { publishedMetrics, QUEUES, type RunScheduler } from '@grove/jobs';
-import { Job, type Queue, QueueEvents } from 'bullmq';
+import { type ConnectionOptions, Job, type Queue, QueueEvents } from 'bullmq';
 import type { FastifyInstance } from 'fastify';
 import type { Redis } from 'ioredis';
 import { collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
@@ -39,7 +39,8 @@ export async function registerMetrics(app: FastifyInstance, scheduler: RunSchedu
   });
   // Durations come from the queue's event stream, so they count every worker's jobs.
   const listeners = queues.map(([name, queue]) => {
-    const events = new QueueEvents(name, { connection: redis.duplicate() });
+    // Options, not a client: the events then own their blocking connection and close it.
+    const events = new QueueEvents(name, { connection: { ...redis.options } as ConnectionOptions });
     const observe =
       (outcome: string) =>
       async ({ jobId }: { jobId: string }) => {
