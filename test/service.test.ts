@@ -282,6 +282,9 @@ describe('service end to end', { timeout: 900_000 }, () => {
   });
 
   it('trains one expert on two replicas over peer links, and finishes it when one is killed mid-run', async () => {
+    // Earlier tests stop workers: make sure two are up, one per replica.
+    const alive = () => cluster.workers.filter((worker) => worker.exitCode === null && worker.signalCode === null);
+    while (alive().length < 2) cluster.addWorker();
     const spec: RunSpecInput = {
       ...SMALL_RUN,
       id: 'replica-run',
@@ -304,8 +307,7 @@ describe('service end to end', { timeout: 900_000 }, () => {
       'a round with both replicas',
     );
     // One replica's worker dies without warning; its job is retried on a fresh worker.
-    const live = cluster.workers.filter((worker) => worker.exitCode === null && worker.signalCode === null);
-    live[0].kill('SIGKILL');
+    alive()[0].kill('SIGKILL');
     cluster.addWorker();
     const run = await finished(cluster, 'replica-run');
     assert.equal(run.status, 'completed', run.error);
