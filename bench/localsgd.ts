@@ -52,6 +52,7 @@ const { positionals, values: flags } = parseArgs({
     preset: { type: 'string', default: 'tiny' },
     rounds: { type: 'string', default: '6' },
     codec: { type: 'string', default: 'int8+lz4' },
+    cases: { type: 'string' },
     redis: { type: 'string' },
     json: { type: 'string' },
   },
@@ -226,8 +227,10 @@ async function stragglers() {
   console.log('|---|---|---|---|---|---|');
   const baseline: Record<string, number> = {};
   let counter = 0;
+  const cases = ((flags.cases as string | undefined) ?? 'sync:1,sync:3,async:1,async:3').split(',');
   for (const mode of ['sync', 'async'] as const) {
     for (const slow of [false, true]) {
+      if (!cases.includes(`${mode}:${slow ? flags.slowdown : 1}`)) continue;
       const key = `bench:stragglers:${process.pid}:${++counter}`;
       const began = Date.now();
       const results = (await spawnReplicas(
@@ -303,6 +306,7 @@ async function child() {
       connectTimeoutMs: 10_000,
     });
     await replica.outcome;
+    if (process.env.GROVE_BENCH_LOGS) for (const line of replica.logs) console.error(`[${job.rank}] ${line}`);
     const steps = replica.rounds.reduce((n, r) => n + r.innerSteps, 0);
     console.log(JSON.stringify({ rounds: replica.rounds.at(-1)?.round ?? 0, steps }));
     return;

@@ -123,7 +123,10 @@ export async function runReplica(options: ReplicaOptions): Promise<ReplicaOutcom
       if (!state) {
         const joined = await join(options, leftOutOf);
         if (joined === 'finished') return { kind: 'finished' };
-        adopt(joined);
+        const { coldStart, ...fetched } = joined as GroupState & { coldStart?: true };
+        adopt(fetched);
+        // The state is served from here on, so the others can copy it while this one waits.
+        if (coldStart) await gather(options, fetched.epoch);
         continue;
       }
       if (state.steps >= budget) return { kind: 'finished', state };
@@ -267,7 +270,10 @@ export async function runReplica(options: ReplicaOptions): Promise<ReplicaOutcom
  * being left out of round `after`, it first waits for that round to finish, so the state it
  * copies is the one the next round starts from.
  */
-async function join(options: ReplicaOptions, after = 0): Promise<GroupState | 'finished'> {
+async function join(
+  options: ReplicaOptions,
+  after = 0,
+): Promise<GroupState | (GroupState & { coldStart: true }) | 'finished'> {
   const { group, hooks } = options;
   const { node, rendezvous } = group;
   const waitUntil = Date.now() + 60_000;
@@ -279,20 +285,27 @@ async function join(options: ReplicaOptions, after = 0): Promise<GroupState | 'f
   for (;;) {
     if ((await rendezvous.progress()).finished) return 'finished';
     if (hooks.shouldStop()) throw new Error('Stopped while joining the group.');
-    const peers = (await rendezvous.liveMembers()).filter((m) => m.active && m.rank !== node.rank);
-    for (const peer of peers) {
+    const members = (await rendezvous.liveMembers()).filter((m) => m.rank !== node.rank);
+    const holders = members.filter((m) => m.active && m.ready);
+    for (const peer of holders) {
       try {
-        await rendezvous.setActive(true, peer.epoch);
+        // Counted in from the next roster on, though the state is still on its way.
+        await rendezvous.setActive(true, peer.epoch, false);
         const state = await fetchGroupState(node, peer, options.joinTimeoutMs ?? 60_000);
-        if (state.epoch !== peer.epoch) await rendezvous.setActive(true, state.epoch);
+        // A holder a moment behind the round that left this replica out: ask again.
+        if (state.round < after) {
+          await new Promise((resolve) => setTimeout(resolve, 50));
+          break;
+        }
+        await rendezvous.setActive(true, state.epoch);
         hooks.log(`joined at round ${state.round} with state from replica ${peer.rank}`);
         return state;
       } catch (error) {
         hooks.log(`could not get state from replica ${peer.rank}: ${error instanceof Error ? error.message : error}`);
       }
     }
-    await rendezvous.setActive(false, 0);
-    if (peers.length === 0) {
+    if (holders.length === 0) {
+      await rendezvous.setActive(false, 0);
       const epoch = await rendezvous.claimColdStart(COLD_START_HOLD_MS);
       if (epoch !== undefined) {
         try {
@@ -301,8 +314,7 @@ async function join(options: ReplicaOptions, after = 0): Promise<GroupState | 'f
           const state = { ...hooks.coldStart(), epoch };
           await rendezvous.setActive(true, epoch);
           hooks.log(`started the group (epoch ${epoch}) at round ${state.round}`);
-          await gather(options, epoch);
-          return state;
+          return { ...state, coldStart: true };
         } finally {
           await rendezvous.releaseColdStart();
         }

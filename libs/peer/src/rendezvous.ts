@@ -10,8 +10,10 @@ import type { Redis } from 'ioredis';
 import type { PeerAddress } from './node.js';
 
 export interface Member extends PeerAddress {
-  /** Holds the group's current parameters and takes part in rounds (a joiner is not active yet). */
+  /** Takes part in rounds: the next roster includes it (a joiner is active before it has the state). */
   active: boolean;
+  /** Holds the group's current state and can hand it to a joiner. */
+  ready: boolean;
   /** The group incarnation it belongs to: a cold start from a checkpoint begins a new one. */
   epoch: number;
   /** Random per registration: tells a restarted replica from its dead predecessor of the same rank. */
@@ -62,15 +64,23 @@ export class Rendezvous {
   }
 
   async register(url: string | undefined): Promise<void> {
-    this.member = { rank: this.rank, url, active: false, epoch: 0, session: randomBytes(8).toString('hex') };
+    this.member = {
+      rank: this.rank,
+      url,
+      active: false,
+      ready: false,
+      epoch: 0,
+      session: randomBytes(8).toString('hex'),
+    };
     await this.beat();
     this.heartbeat = setInterval(() => void this.beat().catch(() => {}), this.heartbeatMs);
     this.heartbeat.unref();
   }
 
-  async setActive(active: boolean, epoch: number): Promise<void> {
+  async setActive(active: boolean, epoch: number, ready = active): Promise<void> {
     if (!this.member) throw new Error('Register before changing state.');
     this.member.active = active;
+    this.member.ready = ready;
     this.member.epoch = epoch;
     await this.beat();
   }
