@@ -233,9 +233,10 @@ export const DEMO_RUN: RunSpecInput = {
   domains: DEFAULT_DOMAINS,
   seed: { steps: 200 },
   expertSteps: 100,
-  // Two replicas per expert, meeting every 10 inner steps over peer links.
+  // Two replicas per expert, meeting every 10 inner steps over peer links. Five rounds are
+  // too few for DiLoCo's outer momentum to settle: plain averaging does better (BENCHMARKS.md).
   expertReplicas: 2,
-  localSgd: { innerSteps: 10 },
+  localSgd: { innerSteps: 10, outerLearningRate: 1, outerMomentum: 0 },
   training: { batchSize: 16, learningRate: 3e-3, warmupSteps: 30, checkpointEvery: 25, seed: 1 },
   merge: { methods: ['linear', 'posterior'] },
   eval: { bytes: 16_384 },
