@@ -1,2 +1,5 @@
 export * from './average.js';
+export * from './method.js';
+export { trimToDensity } from './methods/ties.js';
 export * from './posterior.js';
+export * from './registry.js';
