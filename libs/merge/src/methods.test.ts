@@ -32,9 +32,14 @@ describe('merge methods', () => {
     assert.throws(() => PARAMETER_MERGES.posterior.merge(input, options({})), /needs the domain posterior/);
   });
 
-  it('task-arithmetic: base + λ Σ w_j τ_j', () => {
-    // Σ 0.5·τ = [0, 1, 2.25, 0.5]; λ = 2.
-    close(values(PARAMETER_MERGES['task-arithmetic'].merge(input, options({ scale: 2 }))), [1, 3, 5.5, 2]);
+  it('task-arithmetic: base + λ Σ w_j τ_j, w_j = 1 unless given', () => {
+    // Σ τ = [0, 2, 4.5, 1]; λ = 0.25.
+    close(values(PARAMETER_MERGES['task-arithmetic'].merge(input, options({ scale: 0.25 }))), [1, 1.5, 2.125, 1.25]);
+    // Σ w·τ with w = (1, 3) = [−2, 10, 7.5, 2]; λ = 0.5.
+    close(
+      values(PARAMETER_MERGES['task-arithmetic'].merge({ ...input, weights: [1, 3] }, options({ scale: 0.5 }))),
+      [0, 6, 4.75, 2],
+    );
   });
 
   it('ties: trims to the largest half, elects signs, averages the agreeing entries', () => {
@@ -50,7 +55,7 @@ describe('merge methods', () => {
     assert.deepEqual([...trimToDensity(Float32Array.from([1, -1, 1, 0]), 0.5)], [1, -1, 1, 0]);
   });
 
-  it('dare: density 1 is task arithmetic; otherwise each entry is dropped or rescaled by 1/density', () => {
+  it('dare: density 1 keeps the weighted sum of task vectors; otherwise each entry is dropped or rescaled by 1/density', () => {
     close(values(PARAMETER_MERGES.dare.merge(input, options({ density: 1, scale: 2 }))), [1, 3, 5.5, 2]);
     const size = 20_000;
     const tau = Float32Array.from({ length: size }, (_, i) => 1 + (i % 7));
