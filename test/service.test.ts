@@ -141,7 +141,7 @@ describe('service end to end', { timeout: 900_000 }, () => {
       [{ experts: [{ domain: 'poetry', steps: 5 }] }, 'experts.0.domain'],
       [{ experts: [{ domain: 'press', steps: 5, replicas: 2 }] }, 'experts.0.replicas'],
       [{ localSgd: { outerMomentum: 1.5 } }, 'localSgd.outerMomentum'],
-      [{ merge: { methods: ['ties'] } }, 'merge.methods.0'],
+      [{ merge: { methods: ['slerp'] } }, 'merge.methods.0'],
       [{ eval: { bytes: 10 } }, 'eval.bytes'],
       [{ id: 'Has Spaces' }, 'id'],
       [{ surprise: true }, ''],

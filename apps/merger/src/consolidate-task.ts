@@ -2,11 +2,37 @@
  * The merge service's compute, in its own process: builds merged models from a run's
  * experts (`merge`) and scores every model of the run on every domain (`eval`).
  */
-import { writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import { type Domain, evaluationBatches, loadDomain, type TokenBatch } from '@grove/data';
-import { artifactPaths, expertsOf, PermanentTaskError, type RunSpec, type ScoreRow, serveChildTask } from '@grove/jobs';
-import { domainPosterior, uniformWeights, weightedAverage } from '@grove/merge';
-import { type NamedArrays, selectBackend, type TransformerLM } from '@grove/model';
+import {
+  artifactPaths,
+  expertsOf,
+  type FinetunedMethod,
+  moeConfigOf,
+  PermanentTaskError,
+  type RunSpec,
+  type ScoreRow,
+  serveChildTask,
+} from '@grove/jobs';
+import {
+  assembleBtx,
+  cachedPrior,
+  domainPosterior,
+  ensembleLogProbabilities,
+  MERGE_OPTION_DEFAULTS,
+  type MergeOptions,
+  parameterMerge,
+} from '@grove/merge';
+import {
+  activeParameterCount,
+  type ModelConfig,
+  type NamedArrays,
+  parameterCount,
+  parameterShapes,
+  selectBackend,
+  TransformerLM,
+} from '@grove/model';
 import { type Checkpoint, loadCheckpoint, saveCheckpoint } from '@grove/store';
 import { batchTensors, bitsPerByte, modelFromCheckpoint } from '@grove/train';
 import * as tf from '@tensorflow/tfjs-core';
@@ -25,7 +51,7 @@ export interface ConsolidateProgress {
 }
 
 export interface ConsolidateResult {
-  /** merge: each merged model's weights over the experts, by method (and target domain for posterior). */
+  /** merge: each merged model's weights over the experts, by method (and target domain for posterior and ensemble). */
   weights?: Record<string, Record<string, number>>;
   /** eval: the table. */
   rows?: ScoreRow[];
@@ -33,6 +59,10 @@ export interface ConsolidateResult {
 
 /** Held-out bytes from the end of each domain's split, used to estimate the domain posterior; eval scores from the start. */
 const POSTERIOR_BYTES = 4_096;
+/** Training bytes per domain whose mean hidden states point a `hidden` router. */
+const ROUTER_INIT_BYTES = 8_192;
+const EVAL_ROWS = 16;
+const PARAMETER_METHODS = ['linear', 'task-arithmetic', 'ties', 'dare'] as const;
 
 serveChildTask<ConsolidateInput, ConsolidateProgress, ConsolidateResult>(async (input, { report }) => {
   await selectBackend();
@@ -46,6 +76,8 @@ function merge(
   report: (progress: ConsolidateProgress) => void,
 ): ConsolidateResult {
   const paths = artifactPaths(stateFolder, runId);
+  const seedCheckpoint = loadCheckpoint(paths.seed);
+  const seed = toArrays(seedCheckpoint);
   const experts = expertsOf(spec).map((expert) => ({
     domain: expert.domain,
     checkpoint: loadCheckpoint(paths.expert(expert.domain)),
@@ -54,34 +86,112 @@ function merge(
   const config = experts[0].checkpoint.config;
   const weights: Record<string, Record<string, number>> = {};
   const byExpert = (values: number[]) => Object.fromEntries(experts.map((expert, i) => [expert.domain, values[i]]));
-  const save = (method: string, values: number[], folder: string) => {
-    const merged = weightedAverage(arrays, values);
+  const save = (folder: string, method: string, merged: NamedArrays, modelConfig: object, state = {}) =>
     saveCheckpoint(folder, {
-      config,
-      weights: new Map(
-        [...merged].map(([name, data]) => [name, { shape: shapeOf(experts[0].checkpoint, name), data }]),
-      ),
-      state: { kind: 'model', method, weights: byExpert(values) },
+      config: { ...modelConfig },
+      weights: new Map([...merged].map(([name, data]) => [name, { shape: shapeOf(modelConfig, name), data }])),
+      state: { kind: 'model', method, ...state },
     });
-    weights[method] = byExpert(values);
-  };
+  const methods = spec.merge.methods;
 
-  if (spec.merge.methods.includes('linear')) save('linear', uniformWeights(experts.length), paths.merged('linear'));
-  if (spec.merge.methods.includes('posterior')) {
+  for (const method of PARAMETER_METHODS) {
+    if (!methods.includes(method)) continue;
+    report({ stage: method, done: 0, total: 1 });
+    save(
+      paths.merged(method),
+      method,
+      parameterMerge(method).merge({ base: seed, models: arrays }, optionsOf(spec, method)),
+      config,
+    );
+  }
+
+  if (methods.includes('posterior') || methods.includes('ensemble')) {
     const models = experts.map(({ checkpoint }) => modelFromCheckpoint(checkpoint));
+    const priors: Record<string, number[]> = {};
     domains.forEach((domain, index) => {
       report({ stage: 'posterior', done: index, total: domains.length });
-      const length = models[0].config.contextLength;
-      const text = domain.heldOut.subarray(Math.max(0, domain.heldOut.length - POSTERIOR_BYTES));
-      const batches = evaluationBatches(text, length, 16, POSTERIOR_BYTES);
-      const logLikelihoods = batches.flatMap((batch) =>
-        transpose(models.map((model) => sequenceLogLikelihoods(model, batch))),
-      );
-      save(`posterior:${domain.name}`, domainPosterior(logLikelihoods), paths.merged(`posterior-${domain.name}`));
+      const logLikelihoods = posteriorSequences(models, domain);
+      if (methods.includes('posterior')) {
+        const posterior = domainPosterior(logLikelihoods);
+        const merged = parameterMerge('posterior').merge(
+          { base: seed, models: arrays, weights: posterior },
+          MERGE_OPTION_DEFAULTS,
+        );
+        save(paths.merged(`posterior-${domain.name}`), `posterior:${domain.name}`, merged, config, {
+          weights: byExpert(posterior),
+        });
+        weights[`posterior:${domain.name}`] = byExpert(posterior);
+      }
+      if (methods.includes('ensemble')) {
+        const { priorSequences, priorDecay } = spec.merge.ensemble;
+        priors[domain.name] = cachedPrior(logLikelihoods.slice(0, priorSequences), priorDecay);
+        weights[`ensemble-prior:${domain.name}`] = byExpert(priors[domain.name]);
+      }
     });
     for (const model of models) model.dispose();
+    if (methods.includes('ensemble')) writeJson(join(paths.merged('ensemble'), 'priors.json'), priors);
+  }
+
+  for (const method of ['btx', 'ds-moe'] as const) {
+    if (!methods.includes(method)) continue;
+    report({ stage: method, done: 0, total: 1 });
+    const keepSeed = method === 'btx' && spec.merge.btx.keepSeed;
+    const router = spec.merge.btx.router;
+    const moeConfig = moeConfigOf(spec, method);
+    const assembled = assembleBtx(config as unknown as ModelConfig, seed, arrays, {
+      topK: moeConfig.moe?.topK ?? 1,
+      keepSeed,
+      router,
+      hiddenMeans:
+        router === 'hidden'
+          ? hiddenMeans(
+              seedCheckpoint,
+              experts.map((expert) => domains.find((domain) => domain.name === expert.domain) as Domain),
+              keepSeed,
+            )
+          : undefined,
+      balanceCoefficient: moeConfig.moe?.balanceCoefficient ?? 0,
+      seed: spec.training.seed,
+    });
+    save(paths.merged(method), method, assembled.weights, moeConfig, {
+      experts: [...experts.map((expert) => expert.domain), ...(keepSeed ? ['seed'] : [])],
+      router,
+    });
   }
   return { weights };
+}
+
+/**
+ * Each layer's mean feed-forward input under the seed on each expert's domain ([layer][expert]):
+ * the seed's own mean over all domains for a kept seed expert.
+ */
+function hiddenMeans(seedCheckpoint: Checkpoint, expertDomains: Domain[], keepSeed: boolean): Float32Array[][] {
+  const model = modelFromCheckpoint(seedCheckpoint);
+  const perDomain = expertDomains.map((domain) => {
+    const [batch] = evaluationBatches(
+      domain.train,
+      model.config.contextLength,
+      ROUTER_INIT_BYTES / model.config.contextLength,
+      ROUTER_INIT_BYTES,
+    );
+    return tf.tidy(() => model.feedForwardInputMeans(batchTensors(batch)[0]));
+  });
+  model.dispose();
+  return Array.from({ length: model.config.layers }, (_, layer) => {
+    const means = perDomain.map((layers) => layers[layer]);
+    if (!keepSeed) return means;
+    const overall = new Float32Array(means[0].length);
+    for (const mean of means) for (let i = 0; i < overall.length; i++) overall[i] += mean[i] / means.length;
+    return [...means, overall];
+  });
+}
+
+interface PlannedModel {
+  model: string;
+  folder: string;
+  domains: Domain[];
+  /** Evaluate under a different routing than the checkpoint's (DS-MoE with every expert). */
+  config?: (config: ModelConfig) => ModelConfig;
 }
 
 function evaluate(
@@ -90,37 +200,140 @@ function evaluate(
   report: (progress: ConsolidateProgress) => void,
 ): ConsolidateResult {
   const paths = artifactPaths(stateFolder, runId);
+  const methods = spec.merge.methods;
   // Each entry scores one model on some domains; posterior merges are per target domain.
-  const plan: { model: string; folder: string; domains: Domain[] }[] = [
-    { model: 'seed', folder: paths.seed, domains },
-    ...expertsOf(spec).map((expert) => ({
-      model: `expert:${expert.domain}`,
-      folder: paths.expert(expert.domain),
-      domains,
-    })),
-  ];
-  if (spec.merge.methods.includes('linear'))
-    plan.push({ model: 'merged:linear', folder: paths.merged('linear'), domains });
-  if (spec.merge.methods.includes('posterior')) {
+  const plan: PlannedModel[] = [{ model: 'seed', folder: paths.seed, domains }];
+  if (spec.baseline.dense) plan.push({ model: 'dense', folder: paths.dense, domains });
+  for (const expert of expertsOf(spec))
+    plan.push({ model: `expert:${expert.domain}`, folder: paths.expert(expert.domain), domains });
+  for (const method of PARAMETER_METHODS)
+    if (methods.includes(method)) plan.push({ model: `merged:${method}`, folder: paths.merged(method), domains });
+  if (methods.includes('posterior')) {
     for (const domain of domains)
       plan.push({ model: 'merged:posterior', folder: paths.merged(`posterior-${domain.name}`), domains: [domain] });
   }
-  const total = plan.reduce((sum, entry) => sum + entry.domains.length, 0);
+  if (methods.includes('btx')) {
+    plan.push({ model: 'btx', folder: paths.merged('btx'), domains });
+    if (finetuned(paths, 'btx'))
+      plan.push({ model: 'btx:finetuned', folder: finetuned(paths, 'btx') as string, domains });
+  }
+  if (methods.includes('ds-moe')) {
+    const folder = finetuned(paths, 'ds-moe') ?? paths.merged('ds-moe');
+    plan.push({ model: 'ds-moe:dense-inference', folder, domains, config: everyExpert });
+    plan.push({ model: 'ds-moe', folder, domains });
+  }
+  const total =
+    plan.reduce((sum, entry) => sum + entry.domains.length, 0) + (methods.includes('ensemble') ? domains.length : 0);
   const rows: ScoreRow[] = [];
   for (const entry of plan) {
-    const model = modelFromCheckpoint(loadCheckpoint(entry.folder));
+    const checkpoint = loadCheckpoint(entry.folder);
+    const model = entry.config
+      ? TransformerLM.fromArrays(entry.config(checkpoint.config as unknown as ModelConfig), toArrays(checkpoint))
+      : modelFromCheckpoint(checkpoint);
     for (const domain of entry.domains) {
       report({ stage: 'eval', done: rows.length, total });
+      model.resetRoutingStats();
+      const started = performance.now();
+      const score = bitsPerByte(model, domain.heldOut, { maxBytes: spec.eval.bytes, rows: EVAL_ROWS });
+      const seconds = (performance.now() - started) / 1000;
       rows.push({
         model: entry.model,
         domain: domain.name,
-        bitsPerByte: bitsPerByte(model, domain.heldOut, { maxBytes: spec.eval.bytes, rows: 16 }),
+        bitsPerByte: score,
+        activeParameters: Math.round(activeParameterCount(model.config, model.routingStats?.expertsPerToken)),
+        tokensPerSecond: scoredBytes(domain, model.config, spec) / seconds,
       });
     }
     model.dispose();
   }
-  writeFileSync(paths.report, `${JSON.stringify({ runId, rows }, null, 2)}\n`);
+  if (methods.includes('ensemble'))
+    rows.push(
+      ...evaluateEnsembles(spec, paths, domains, (done) =>
+        report({ stage: 'ensemble', done: rows.length + done, total }),
+      ),
+    );
+  writeJson(paths.report, { runId, rows });
   return { rows };
+}
+
+/** A DS-MoE checkpoint routed through every expert, weighted by the full router softmax: its dense inference. */
+const everyExpert = (config: ModelConfig): ModelConfig =>
+  config.moe ? { ...config, moe: { ...config.moe, topK: config.moe.experts, threshold: 0 } } : config;
+
+function finetuned(paths: ReturnType<typeof artifactPaths>, method: FinetunedMethod): string | undefined {
+  const folder = paths.merged(`${method}-finetuned`);
+  return existsSync(folder) ? folder : undefined;
+}
+
+/**
+ * BTM's ensembles on each domain's held-out text: every expert scores every token, then the
+ * mixtures are taken under a uniform fixed weight, the Bayes posterior with the domain's cached
+ * prior (all experts), and its top-1 (and top-k when asked). Every expert runs to compute the
+ * posterior, so each variant's active parameters are the whole forest's.
+ */
+function evaluateEnsembles(
+  spec: RunSpec,
+  paths: ReturnType<typeof artifactPaths>,
+  domains: Domain[],
+  progress: (done: number) => void,
+): ScoreRow[] {
+  const experts = expertsOf(spec);
+  const models = experts.map((expert) => modelFromCheckpoint(loadCheckpoint(paths.expert(expert.domain))));
+  const priors = JSON.parse(readFileSync(join(paths.merged('ensemble'), 'priors.json'), 'utf8')) as Record<
+    string,
+    number[]
+  >;
+  const uniform = experts.map(() => 1 / experts.length);
+  const topK = spec.merge.ensemble.topK;
+  const variants = [
+    { name: 'ensemble:uniform', options: { bayes: false } },
+    { name: 'ensemble:posterior', options: { bayes: true } },
+    { name: 'ensemble:top1', options: { bayes: true, topK: 1 } },
+    ...(topK && topK > 1 && topK < experts.length
+      ? [{ name: `ensemble:top${topK}`, options: { bayes: true, topK } }]
+      : []),
+  ];
+  const rows: ScoreRow[] = [];
+  const forestParameters = models.length * parameterCount(models[0].config);
+  domains.forEach((domain, index) => {
+    progress(index);
+    const batches = evaluationBatches(domain.heldOut, models[0].config.contextLength, EVAL_ROWS, spec.eval.bytes);
+    const nats = variants.map(() => 0);
+    let bytes = 0;
+    let seconds = 0;
+    for (const batch of batches) {
+      const started = performance.now();
+      const logProbabilities = models.map((model) =>
+        tf.tidy(() => tf.neg(model.tokenLosses(...batchTensors(batch))).dataSync() as Float32Array),
+      );
+      seconds += (performance.now() - started) / 1000;
+      variants.forEach((variant, v) => {
+        const prior = variant.options.bayes ? priors[domain.name] : uniform;
+        const mixed = ensembleLogProbabilities(logProbabilities, batch.rows, batch.length, prior, variant.options);
+        for (const value of mixed) nats[v] -= value;
+      });
+      bytes += batch.rows * batch.length;
+    }
+    for (const [v, variant] of variants.entries()) {
+      rows.push({
+        model: variant.name,
+        domain: domain.name,
+        bitsPerByte: nats[v] / bytes / Math.LN2,
+        activeParameters: forestParameters,
+        tokensPerSecond: bytes / seconds,
+      });
+    }
+  });
+  for (const model of models) model.dispose();
+  return rows;
+}
+
+/** Sequences from the end of a domain's held-out text, scored by every expert: [sequence][expert] log-likelihoods. */
+function posteriorSequences(models: TransformerLM[], domain: Domain): number[][] {
+  const length = models[0].config.contextLength;
+  const text = domain.heldOut.subarray(Math.max(0, domain.heldOut.length - POSTERIOR_BYTES));
+  const batches = evaluationBatches(text, length, EVAL_ROWS, POSTERIOR_BYTES);
+  return batches.flatMap((batch) => transpose(models.map((model) => sequenceLogLikelihoods(model, batch))));
 }
 
 /** log p(window) under `model` for every window of the batch, in nats. */
@@ -133,6 +346,19 @@ function sequenceLogLikelihoods(model: TransformerLM, batch: TokenBatch): number
   });
 }
 
+function scoredBytes(domain: Domain, config: ModelConfig, spec: RunSpec): number {
+  const usable = Math.min(domain.heldOut.length - 1, spec.eval.bytes);
+  return Math.floor(usable / config.contextLength) * config.contextLength;
+}
+
+function optionsOf(spec: RunSpec, method: (typeof PARAMETER_METHODS)[number]): MergeOptions {
+  const seed = spec.training.seed;
+  if (method === 'task-arithmetic') return { ...MERGE_OPTION_DEFAULTS, scale: spec.merge.taskArithmetic.scale, seed };
+  if (method === 'ties') return { ...MERGE_OPTION_DEFAULTS, ...spec.merge.ties, seed };
+  if (method === 'dare') return { ...MERGE_OPTION_DEFAULTS, ...spec.merge.dare, seed };
+  return { ...MERGE_OPTION_DEFAULTS, seed };
+}
+
 function transpose(matrix: number[][]): number[][] {
   return matrix[0].map((_, column) => matrix.map((row) => row[column]));
 }
@@ -141,8 +367,16 @@ function toArrays(checkpoint: Checkpoint): NamedArrays {
   return new Map([...checkpoint.weights].map(([name, tensor]) => [name, tensor.data]));
 }
 
-function shapeOf(checkpoint: Checkpoint, name: string): number[] {
-  return checkpoint.weights.get(name)?.shape ?? [];
+/** A parameter's shape under a (possibly MoE) config. */
+function shapeOf(config: object, name: string): number[] {
+  const shape = parameterShapes(config as ModelConfig).get(name);
+  if (!shape) throw new Error(`The merged model has a parameter "${name}" its config does not describe.`);
+  return shape;
+}
+
+function writeJson(path: string, value: unknown): void {
+  mkdirSync(dirname(path), { recursive: true });
+  writeFileSync(path, `${JSON.stringify(value, null, 2)}\n`);
 }
 
 function loadDomains(spec: RunSpec): Domain[] {

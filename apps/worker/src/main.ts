@@ -46,7 +46,7 @@ export function startWorker(options: WorkerOptions) {
     if (await scheduler.runs.isCancelled(data.runId)) throw new UnrecoverableError('The run was cancelled.');
     await scheduler.runs.setStatus(data.runId, 'running');
 
-    const jobLabel = data.role === 'seed' ? 'seed' : `expert:${data.domain}`;
+    const jobLabel = jobLabelOf(data);
     let lastProgress = 0;
     const input: TrainTaskInput = { data, spec, stateFolder: options.stateFolder };
     const task = runChildTask<TrainTaskInput, TrainProgress, TrainJobResult>(TRAIN_TASK, input, (progress) => {
@@ -111,6 +111,11 @@ export function startWorker(options: WorkerOptions) {
       connection.disconnect();
     },
   };
+}
+
+function jobLabelOf(data: TrainJobData): string {
+  if (data.role === 'expert') return `expert:${data.domain}`;
+  return data.role === 'finetune' ? `finetune:${data.method}` : data.role;
 }
 
 function parsePayload(payload: unknown): TrainJobData {

@@ -9,6 +9,8 @@ export const artifactPaths = (stateFolder: string, runId: string) => {
   return {
     run,
     seed: join(run, 'seed'),
+    /** The compute-matched dense baseline. */
+    dense: join(run, 'dense'),
     expert: (domain: string) => join(run, 'experts', domain),
     merged: (method: string) => join(run, 'merged', method),
     report: join(run, 'report.json'),

@@ -10,12 +10,28 @@ export const QUEUES = {
   merge: 'grove-merge',
 } as const;
 
-export const JOB_NAMES = { seed: 'seed', expert: 'expert', merge: 'merge', eval: 'eval' } as const;
+export const JOB_NAMES = {
+  seed: 'seed',
+  expert: 'expert',
+  merge: 'merge',
+  /** Trains an assembled Mixture-of-Experts (its routers, or all of it) on the domain mixture. */
+  finetune: 'finetune',
+  /** The compute-matched dense baseline, on the domain mixture. */
+  dense: 'dense',
+  eval: 'eval',
+} as const;
+
+/** The methods whose merged model trains further after assembly. */
+export const FINETUNED_METHODS = ['btx', 'ds-moe'] as const;
+export type FinetunedMethod = (typeof FINETUNED_METHODS)[number];
 export type JobName = (typeof JOB_NAMES)[keyof typeof JOB_NAMES];
 
 const RunId = z.string().regex(RUN_ID_PATTERN);
 
-/** A training job: the seed (on the domain mixture) or one replica of one expert. */
+/**
+ * A training job: the seed (on the domain mixture), one replica of one expert, the fine-tune of
+ * an assembled MoE, or the dense baseline.
+ */
 export const TrainJobData = z.discriminatedUnion('role', [
   z
     .object({
@@ -36,6 +52,8 @@ export const TrainJobData = z.discriminatedUnion('role', [
       rendezvousKey: z.string().min(1),
     })
     .strict(),
+  z.object({ runId: RunId, role: z.literal('finetune'), method: z.enum(FINETUNED_METHODS) }).strict(),
+  z.object({ runId: RunId, role: z.literal('dense') }).strict(),
 ]);
 export type TrainJobData = z.infer<typeof TrainJobData>;
 
@@ -70,5 +88,7 @@ export const jobIds = {
   seed: (runId: string) => `${runId}.seed`,
   expert: (runId: string, domain: string, replica: number) => `${runId}.expert.${domain}.${replica}`,
   merge: (runId: string) => `${runId}.merge`,
+  finetune: (runId: string, method: FinetunedMethod) => `${runId}.finetune.${method}`,
+  dense: (runId: string) => `${runId}.dense`,
   eval: (runId: string) => `${runId}.eval`,
 };

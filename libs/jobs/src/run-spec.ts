@@ -27,6 +27,111 @@ export const ExpertSpec = z
   })
   .strict();
 
+/** Every way the merge service can consolidate the experts; see libs/merge. */
+export const MERGE_METHODS = [
+  'linear',
+  'posterior',
+  'task-arithmetic',
+  'ties',
+  'dare',
+  'ensemble',
+  'btx',
+  'ds-moe',
+] as const;
+
+const fraction = () => z.number().gt(0).max(1);
+
+/** An MoE fine-tune after assembly: its share of the run's compute, what it trains and how it balances. */
+const MoeFinetune = (training: 'sparse' | 'dense') =>
+  z
+    .object({
+      computeFraction: z
+        .number()
+        .min(0)
+        .max(0.9)
+        .default(0.2)
+        .describe("Share of the run's total training compute (seed + experts + this) spent fine-tuning; 0 skips it"),
+      steps: int(1, 1_000_000).optional().describe('Fine-tune updates, instead of computeFraction'),
+      parameters: z.enum(['router', 'all']).default('all').describe('Train only the routers, or every parameter'),
+      learningRate: z.number().gt(0).max(1).default(1e-3),
+      balanceCoefficient: z
+        .number()
+        .min(0)
+        .max(10)
+        .default(0.01)
+        .describe(
+          training === 'sparse'
+            ? 'α of the switch load-balancing loss α · N · Σ u_i · p̄_i'
+            : 'Weight of the mutual-information loss −H(p̄) + mean H(p(e|x))',
+        ),
+    })
+    .strict()
+    .prefault({});
+
+const MergeSettings = z
+  .object({
+    methods: z
+      .array(z.enum(MERGE_METHODS))
+      .min(1)
+      .default(['linear', 'posterior'])
+      .describe('Merges to build from the experts'),
+    taskArithmetic: z
+      .object({ scale: z.number().gt(0).max(10).default(0.5).describe('λ in θ = seed + λ · Σ_j (θ_j − seed)') })
+      .strict()
+      .prefault({}),
+    ties: z
+      .object({
+        density: fraction().default(0.5).describe('Share of each task vector kept, by magnitude'),
+        scale: z.number().gt(0).max(10).default(1),
+      })
+      .strict()
+      .prefault({}),
+    dare: z
+      .object({
+        density: fraction().default(0.5).describe('Share of each task vector kept at random, rescaled by 1/density'),
+        scale: z.number().gt(0).max(10).default(1),
+      })
+      .strict()
+      .prefault({}),
+    ensemble: z
+      .object({
+        topK: int(1, 64)
+          .optional()
+          .describe('Also score the ensemble of the top-k experts per token (top-1 and all always are)'),
+        priorSequences: int(1, 1_000).default(16).describe('Held-out sequences the cached prior averages over'),
+        priorDecay: fraction().default(0.3).describe('Weight of each new sequence in the prior’s moving average'),
+      })
+      .strict()
+      .prefault({}),
+    btx: z
+      .object({
+        topK: int(1, 64).default(2).describe('Experts each token runs through'),
+        router: z
+          .enum(['random', 'hidden'])
+          .default('hidden')
+          .describe("Router initialisation: random, or each domain's mean hidden state (mergekit-moe's hidden mode)"),
+        keepSeed: z.boolean().default(false).describe('Keep the seed as one more expert'),
+        finetune: MoeFinetune('sparse'),
+      })
+      .strict()
+      .prefault({}),
+    dsMoe: z
+      .object({
+        topK: int(1, 64).default(1).describe('Experts run per token at inference'),
+        threshold: z
+          .number()
+          .min(0)
+          .lt(1)
+          .default(0)
+          .describe('Run the experts with router probability at least this at inference (0: use topK)'),
+        finetune: MoeFinetune('dense'),
+      })
+      .strict()
+      .prefault({}),
+  })
+  .strict()
+  .prefault({});
+
 export const RunSpec = z
   .object({
     id: z
@@ -86,16 +191,16 @@ export const RunSpec = z
       })
       .strict()
       .default({ mode: 'sync', innerSteps: 32, syncEverySeconds: 30, outerLearningRate: 0.7, outerMomentum: 0.9 }),
-    merge: z
+    merge: MergeSettings,
+    baseline: z
       .object({
-        methods: z
-          .array(z.enum(['linear', 'posterior']))
-          .min(1)
-          .default(['linear', 'posterior'])
-          .describe('Merges to build from the experts'),
+        dense: z
+          .boolean()
+          .default(false)
+          .describe('Also train a dense model on the mixture with the same total training compute as the run'),
       })
       .strict()
-      .default({ methods: ['linear', 'posterior'] }),
+      .prefault({}),
     eval: z
       .object({ bytes: int(1024, 10_000_000).default(32_768).describe('Held-out bytes scored per domain') })
       .strict()
@@ -104,6 +209,20 @@ export const RunSpec = z
   .strict()
   .superRefine((spec, context) => {
     const names = spec.domains.map(domainName);
+    const expertCount = spec.experts?.length ?? names.length;
+    const moeExperts = expertCount + (spec.merge.btx.keepSeed ? 1 : 0);
+    for (const [method, path, topK, experts] of [
+      ['btx', ['merge', 'btx', 'topK'], spec.merge.btx.topK, moeExperts],
+      ['ds-moe', ['merge', 'dsMoe', 'topK'], spec.merge.dsMoe.topK, expertCount],
+      ['ensemble', ['merge', 'ensemble', 'topK'], spec.merge.ensemble.topK ?? 1, expertCount],
+    ] as const) {
+      if (spec.merge.methods.includes(method) && topK > experts)
+        context.addIssue({
+          code: 'custom',
+          path: [...path],
+          message: `top-k is ${topK} but the run has ${experts} experts`,
+        });
+    }
     names.forEach((name, index) => {
       if (names.indexOf(name) !== index)
         context.addIssue({ code: 'custom', path: ['domains', index], message: `domain "${name}" is listed twice` });

@@ -9,10 +9,14 @@ import type { RunSpec } from './run-spec.js';
 export type RunStatus = 'queued' | 'running' | 'completed' | 'failed' | 'cancelled';
 
 export interface ScoreRow {
-  /** `seed`, `expert:<domain>` or `merged:<method>`. */
+  /** `seed`, `dense`, `expert:<domain>`, `merged:<method>`, `ensemble:<variant>`, `btx`, `btx:finetuned`, `ds-moe…`. */
   model: string;
   domain: string;
   bitsPerByte: number;
+  /** Parameters a token runs through (every expert's, for an ensemble). */
+  activeParameters?: number;
+  /** Bytes scored per second while evaluating (batch 16 × context, this backend). */
+  tokensPerSecond?: number;
 }
 
 export interface RunRecord {

@@ -1,14 +1,19 @@
 /**
  * Turns a run into BullMQ jobs. Submitting queues the seed job alone; when the seed is
  * trained, `branch` adds the rest as one flow: eval ← merge ← every expert replica, so
- * merge starts only when all experts are done and eval only after merge.
+ * merge starts only when all experts are done and eval only after merge. MoE fine-tunes sit
+ * between merge and eval (eval ← finetune.btx ← finetune.ds-moe ← merge); the dense baseline
+ * is a child of eval of its own, so it trains alongside the experts.
  */
 import { type FlowJob, FlowProducer, type Job, Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
+import { computePlan } from './compute-plan.js';
 import {
   CHILD_JOB_OPTIONS,
   DEFAULT_JOB_OPTIONS,
   EVENTS_MAX_LENGTH,
+  FINETUNED_METHODS,
+  type FinetunedMethod,
   JOB_NAMES,
   jobIds,
   type MergeJobData,
@@ -74,20 +79,36 @@ export class RunScheduler {
         return { name: JOB_NAMES.expert, queueName: QUEUES.train, data, opts };
       }),
     );
+    let consolidated: FlowJob = {
+      name: JOB_NAMES.merge,
+      queueName: QUEUES.merge,
+      data: mergeData,
+      opts: { ...CHILD_JOB_OPTIONS, jobId: jobIds.merge(runId) },
+      children: experts,
+    };
+    const plan = computePlan(spec);
+    for (const method of finetunedMethods(spec)) {
+      const data: TrainJobData = { runId, role: 'finetune', method };
+      const opts = { ...CHILD_JOB_OPTIONS, jobId: jobIds.finetune(runId, method) };
+      if (plan.finetuneSteps[method])
+        consolidated = { name: JOB_NAMES.finetune, queueName: QUEUES.train, data, opts, children: [consolidated] };
+    }
+    const dense: FlowJob[] = spec.baseline.dense
+      ? [
+          {
+            name: JOB_NAMES.dense,
+            queueName: QUEUES.train,
+            data: { runId, role: 'dense' } satisfies TrainJobData,
+            opts: { ...CHILD_JOB_OPTIONS, jobId: jobIds.dense(runId) },
+          },
+        ]
+      : [];
     await this.flows.add({
       name: JOB_NAMES.eval,
       queueName: QUEUES.merge,
       data: mergeData,
       opts: { ...DEFAULT_JOB_OPTIONS, jobId: jobIds.eval(runId) },
-      children: [
-        {
-          name: JOB_NAMES.merge,
-          queueName: QUEUES.merge,
-          data: mergeData,
-          opts: { ...CHILD_JOB_OPTIONS, jobId: jobIds.merge(runId) },
-          children: experts,
-        },
-      ],
+      children: [consolidated, ...dense],
     });
   }
 
@@ -106,7 +127,13 @@ export class RunScheduler {
           replica,
         })),
       ),
+      ...(record.spec.baseline.dense
+        ? [{ id: jobIds.dense(runId), name: JOB_NAMES.dense, queue: this.trainQueue }]
+        : []),
       { id: jobIds.merge(runId), name: JOB_NAMES.merge, queue: this.mergeQueue },
+      ...finetunedMethods(record.spec)
+        .filter((method) => computePlan(record.spec).finetuneSteps[method])
+        .map((method) => ({ id: jobIds.finetune(runId, method), name: JOB_NAMES.finetune, queue: this.trainQueue })),
       { id: jobIds.eval(runId), name: JOB_NAMES.eval, queue: this.mergeQueue },
     ];
     return Promise.all(
@@ -134,7 +161,7 @@ export class RunScheduler {
     await this.runs.cancel(runId);
     for (const view of await this.jobs(runId)) {
       if (!['waiting', 'delayed', 'waiting-children', 'prioritized'].includes(view.state)) continue;
-      const queue = view.name === JOB_NAMES.seed || view.name === JOB_NAMES.expert ? this.trainQueue : this.mergeQueue;
+      const queue = view.name === JOB_NAMES.merge || view.name === JOB_NAMES.eval ? this.mergeQueue : this.trainQueue;
       const job: Job | undefined = await queue.getJob(view.id);
       await job?.remove({ removeChildren: true }).catch(() => {
         // A job that started meanwhile is locked; it stops on the flag instead.
@@ -145,4 +172,9 @@ export class RunScheduler {
   async close(): Promise<void> {
     await Promise.all([this.trainQueue.close(), this.mergeQueue.close(), this.flows.close()]);
   }
+}
+
+/** Fine-tuned methods in the order their jobs run (ds-moe first, nearest the merge). */
+function finetunedMethods(spec: RunSpec): FinetunedMethod[] {
+  return FINETUNED_METHODS.filter((method) => spec.merge.methods.includes(method)).reverse();
 }

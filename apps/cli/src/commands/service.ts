@@ -15,7 +15,9 @@ export function registerService(program: Command): void {
     .description('Start a local cluster, run the built-in demo (seed → 4 experts → merge → eval) and print the table.')
     .option('--workers <n>', 'worker processes (default: one per core)', positiveInteger, cpus().length)
     .option('--json', 'end by printing the finished run record as JSON', false)
-    .action(async (options: { workers: number; json: boolean }) => {
+    .option('--spec <file>', 'run this spec (JSON) instead of the built-in demo')
+    .action(async (options: { workers: number; json: boolean; spec?: string }) => {
+      const spec = options.spec ? readSpec(options.spec) : DEMO_RUN;
       const state = stateFolder();
       const cluster = await startCluster({ stateFolder: state, workers: options.workers });
       process.stderr.write(
@@ -28,7 +30,7 @@ export function registerService(program: Command): void {
       process.once('SIGINT', stop);
       try {
         const client = apiClientFromEnv(cluster.apiUrl);
-        const { id } = await client.submit(DEMO_RUN);
+        const { id } = await client.submit(spec);
         const run = await followRun(client, id);
         if (run.status !== 'completed')
           throw new Error(`The demo run ended ${run.status}: ${run.error ?? 'see the logs folder'}.`);
@@ -65,12 +67,7 @@ export function registerService(program: Command): void {
     .option('--api <url>', 'API base URL (default GROVE_API_URL or http://127.0.0.1:8080)')
     .option('--wait', 'follow the run until it ends and print its table', false)
     .action(async (file: string, options: { api?: string; wait: boolean }) => {
-      let spec: unknown;
-      try {
-        spec = JSON.parse(readFileSync(file, 'utf8'));
-      } catch (error) {
-        throw new Error(`Cannot read run spec ${file}: ${(error as Error).message}`);
-      }
+      const spec = readSpec(file);
       const client = apiClientFromEnv(options.api);
       const { id, created } = await client.submit(spec);
       process.stdout.write(`${id}\n`);
@@ -104,4 +101,12 @@ export function registerService(program: Command): void {
       process.stdout.write(`${renderRun(run).join('\n')}\n`);
       if (run.rows) printTable(run.rows);
     });
+}
+
+function readSpec(file: string): unknown {
+  try {
+    return JSON.parse(readFileSync(file, 'utf8'));
+  } catch (error) {
+    throw new Error(`Cannot read run spec ${file}: ${(error as Error).message}`);
+  }
 }
