@@ -8,7 +8,12 @@ const POLL_MS = 1_000;
 const LOG_EVERY_MS = 30_000;
 
 function describeJob(job: JobView, run: RunView): string {
-  const label = job.name === 'expert' ? `expert:${job.domain}${job.replica ? `#${job.replica}` : ''}` : job.name;
+  const label =
+    job.name === 'expert'
+      ? `expert:${job.domain}${job.replica ? `#${job.replica}` : ''}`
+      : job.method
+        ? `${job.name}:${job.method}`
+        : job.name;
   const progress = job.progress as
     | { step?: number; steps?: number; stage?: string; done?: number; total?: number }
     | number;

@@ -33,6 +33,8 @@ export interface JobView {
   failedReason?: string;
   domain?: string;
   replica?: number;
+  /** The MoE a fine-tune job trains. */
+  method?: string;
 }
 
 export class RunScheduler {
@@ -116,7 +118,7 @@ export class RunScheduler {
   async jobs(runId: string): Promise<JobView[]> {
     const record = await this.runs.get(runId);
     if (!record) return [];
-    const planned: { id: string; name: string; queue: Queue; domain?: string; replica?: number }[] = [
+    const planned: { id: string; name: string; queue: Queue; domain?: string; replica?: number; method?: string }[] = [
       { id: jobIds.seed(runId), name: JOB_NAMES.seed, queue: this.trainQueue },
       ...expertsOf(record.spec).flatMap((expert) =>
         Array.from({ length: expert.replicas }, (_, replica) => ({
@@ -133,11 +135,16 @@ export class RunScheduler {
       { id: jobIds.merge(runId), name: JOB_NAMES.merge, queue: this.mergeQueue },
       ...finetunedMethods(record.spec)
         .filter((method) => computePlan(record.spec).finetuneSteps[method])
-        .map((method) => ({ id: jobIds.finetune(runId, method), name: JOB_NAMES.finetune, queue: this.trainQueue })),
+        .map((method) => ({
+          id: jobIds.finetune(runId, method),
+          name: JOB_NAMES.finetune,
+          queue: this.trainQueue,
+          method,
+        })),
       { id: jobIds.eval(runId), name: JOB_NAMES.eval, queue: this.mergeQueue },
     ];
     return Promise.all(
-      planned.map(async ({ id, name, queue, domain, replica }) => {
+      planned.map(async ({ id, name, queue, domain, replica, method }) => {
         const job = await queue.getJob(id);
         const view: JobView = {
           id,
@@ -148,6 +155,7 @@ export class RunScheduler {
         };
         if (job?.failedReason) view.failedReason = job.failedReason;
         if (domain !== undefined) Object.assign(view, { domain, replica });
+        if (method !== undefined) view.method = method;
         return view;
       }),
     );
