@@ -3,7 +3,8 @@
  * and the dense baseline, on a real cluster with tiny budgets.
  */
 import assert from 'node:assert/strict';
-import { mkdtempSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -106,4 +107,52 @@ describe('merge service end to end', { timeout: 600_000 }, () => {
     });
     assert.ok(btx.weights.has('layers.3.ffn.experts.1.down.weight'));
   });
+
+  it('grows the finished forest by one expert from the posterior average, leaving the others byte-identical', async () => {
+    const runFolder = join(stateFolder, 'runs', 'every-method');
+    const expertFiles = ['press', 'fiction'].flatMap((domain) =>
+      ['model.safetensors', 'state.json'].map((file) => join(runFolder, 'experts', domain, file)),
+    );
+    const before = expertFiles.map((file) => sha256(readFileSync(file)));
+    const grow = (body: unknown, id = 'every-method') =>
+      fetch(`${cluster.apiUrl}/v1/runs/${id}/experts`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify(body),
+      });
+    assert.equal((await grow({ domain: 'lore' }, 'no-such-run')).status, 404);
+    const duplicate = await grow({ domain: 'press' });
+    assert.equal(duplicate.status, 400);
+    assert.match(((await duplicate.json()) as { error: string }).error, /domain "press" is listed twice/);
+    const accepted = await grow({ domain: 'lore', steps: 2 });
+    assert.equal(accepted.status, 202);
+    assert.equal(((await accepted.json()) as { generation: number }).generation, 1);
+    assert.equal((await grow({ domain: 'learned' })).status, 409, 'one growth at a time, on a finished run');
+
+    let run: RunView | undefined;
+    const deadline = Date.now() + 400_000;
+    while (Date.now() < deadline) {
+      run = (await (await fetch(`${cluster.apiUrl}/v1/runs/every-method`)).json()) as RunView;
+      if (['completed', 'failed', 'cancelled'].includes(run.status)) break;
+      await new Promise((wake) => setTimeout(wake, 500));
+    }
+    assert.equal(run?.status, 'completed', run?.error);
+    assert.deepEqual(
+      expertFiles.map((file) => sha256(readFileSync(file))),
+      before,
+      'no existing expert changed',
+    );
+    const start = loadCheckpoint(join(runFolder, 'grow', 'lore'));
+    const weights = Object.values(start.state?.weights as Record<string, number>);
+    assert.equal(weights.length, 2);
+    assert.ok(Math.abs(weights.reduce((a, b) => a + b, 0) - 1) < 1e-9);
+    const models = new Set(run?.rows?.map((row) => row.model));
+    assert.ok(models.has('expert:lore'));
+    assert.deepEqual(new Set(run?.rows?.map((row) => row.domain)), new Set(['press', 'fiction', 'lore']));
+    const btx = loadCheckpoint(join(runFolder, 'merged', 'btx-finetuned'));
+    assert.equal((btx.config.moe as { experts: number }).experts, 3);
+    assert.ok(run?.jobs.some((job) => job.id === 'every-method.eval.g1' && job.state === 'completed'));
+  });
 });
+
+const sha256 = (bytes: Uint8Array) => createHash('sha256').update(bytes).digest('hex');

@@ -48,6 +48,10 @@ export class ApiClient {
     return this.request('GET', '/v1/runs');
   }
 
+  grow(id: string, request: { domain: string; steps?: number }): Promise<{ id: string; generation: number }> {
+    return this.request('POST', `/v1/runs/${encodeURIComponent(id)}/experts`, request);
+  }
+
   cancel(id: string): Promise<{ id: string; status: string }> {
     return this.request('DELETE', `/v1/runs/${encodeURIComponent(id)}`);
   }

@@ -2,7 +2,7 @@
  * The merge service's compute, in its own process: builds merged models from a run's
  * experts (`merge`) and scores every model of the run on every domain (`eval`).
  */
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { type Domain, evaluationBatches, loadDomain, type TokenBatch } from '@grove/data';
 import {
@@ -38,8 +38,10 @@ import { batchTensors, bitsPerByte, modelFromCheckpoint } from '@grove/train';
 import * as tf from '@tensorflow/tfjs-core';
 
 export interface ConsolidateInput {
-  kind: 'merge' | 'eval';
+  kind: 'merge' | 'eval' | 'grow';
   runId: string;
+  /** grow: the new expert's domain. */
+  domain?: string;
   spec: RunSpec;
   stateFolder: string;
 }
@@ -67,8 +69,42 @@ const PARAMETER_METHODS = ['linear', 'task-arithmetic', 'ties', 'dare'] as const
 serveChildTask<ConsolidateInput, ConsolidateProgress, ConsolidateResult>(async (input, { report }) => {
   await selectBackend();
   const domains = loadDomains(input.spec);
+  if (input.kind === 'grow') return growStart(input, domains, report);
   return input.kind === 'merge' ? merge(input, domains, report) : evaluate(input, domains, report);
 });
+
+/**
+ * A grown expert's starting point (BTM): the experts that exist, averaged with weights from
+ * their domain posterior on the new domain's training text. Nothing existing is written.
+ */
+function growStart(
+  { runId, spec, stateFolder, domain: newDomain }: ConsolidateInput,
+  domains: Domain[],
+  report: (progress: ConsolidateProgress) => void,
+): ConsolidateResult {
+  const paths = artifactPaths(stateFolder, runId);
+  const target = domains.find((domain) => domain.name === newDomain);
+  if (!target) throw new PermanentTaskError(`"${newDomain}" is not one of the run's domains.`);
+  const existing = expertsOf(spec).filter((expert) => expert.domain !== newDomain);
+  report({ stage: 'grow', done: 0, total: 1 });
+  const checkpoints = existing.map((expert) => loadCheckpoint(paths.expert(expert.domain)));
+  const models = checkpoints.map(modelFromCheckpoint);
+  const posterior = domainPosterior(posteriorSequences(models, { ...target, heldOut: target.train }));
+  for (const model of models) model.dispose();
+  const arrays = checkpoints.map(toArrays);
+  const start = parameterMerge('posterior').merge(
+    { base: arrays[0], models: arrays, weights: posterior },
+    MERGE_OPTION_DEFAULTS,
+  );
+  const weights = Object.fromEntries(existing.map((expert, i) => [expert.domain, posterior[i]]));
+  const config = checkpoints[0].config;
+  saveCheckpoint(paths.growStart(target.name), {
+    config,
+    weights: new Map([...start].map(([name, data]) => [name, { shape: shapeOf(config, name), data }])),
+    state: { kind: 'model', method: 'posterior', weights },
+  });
+  return { weights: { [`grow:${target.name}`]: weights } };
+}
 
 function merge(
   { runId, spec, stateFolder }: ConsolidateInput,
@@ -76,6 +112,8 @@ function merge(
   report: (progress: ConsolidateProgress) => void,
 ): ConsolidateResult {
   const paths = artifactPaths(stateFolder, runId);
+  // Everything under merged/ is rebuilt from the experts: a forest that grew leaves nothing stale behind.
+  rmSync(join(paths.run, 'merged'), { recursive: true, force: true });
   const seedCheckpoint = loadCheckpoint(paths.seed);
   const seed = toArrays(seedCheckpoint);
   const experts = expertsOf(spec).map((expert) => ({

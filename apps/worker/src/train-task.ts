@@ -117,9 +117,11 @@ function outputFolder(paths: RunPaths, data: TrainJobData): string {
   return data.role === 'dense' ? paths.dense : paths.seed;
 }
 
-/** Experts branch from the seed; a fine-tune continues the MoE the merge assembled. */
+/** Experts branch from the seed (a grown one from its posterior average); a fine-tune continues the assembled MoE. */
 function startingPoint(paths: RunPaths, data: TrainJobData): string {
-  return data.role === 'finetune' ? paths.merged(data.method) : paths.seed;
+  if (data.role === 'finetune') return paths.merged(data.method);
+  if (data.role === 'expert' && existsSync(paths.growStart(data.domain))) return paths.growStart(data.domain);
+  return paths.seed;
 }
 
 function trainingSettings(spec: RunSpec, data: TrainJobData): TrainingSettings {

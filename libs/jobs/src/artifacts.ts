@@ -12,6 +12,8 @@ export const artifactPaths = (stateFolder: string, runId: string) => {
     /** The compute-matched dense baseline. */
     dense: join(run, 'dense'),
     expert: (domain: string) => join(run, 'experts', domain),
+    /** Where a grown expert starts: the posterior-weighted average of the experts before it. */
+    growStart: (domain: string) => join(run, 'grow', domain),
     merged: (method: string) => join(run, 'merged', method),
     report: join(run, 'report.json'),
   };

@@ -18,6 +18,8 @@ export const JOB_NAMES = {
   finetune: 'finetune',
   /** The compute-matched dense baseline, on the domain mixture. */
   dense: 'dense',
+  /** Builds a grown expert's starting point from the existing experts. */
+  grow: 'grow',
   eval: 'eval',
 } as const;
 
@@ -57,7 +59,13 @@ export const TrainJobData = z.discriminatedUnion('role', [
 ]);
 export type TrainJobData = z.infer<typeof TrainJobData>;
 
-export const MergeJobData = z.object({ runId: RunId }).strict();
+export const MergeJobData = z
+  .object({
+    runId: RunId,
+    /** grow: the new expert's domain. */
+    domain: z.string().min(1).optional(),
+  })
+  .strict();
 export type MergeJobData = z.infer<typeof MergeJobData>;
 
 export interface TrainJobResult {
@@ -83,12 +91,17 @@ export const CHILD_JOB_OPTIONS: JobsOptions = { ...DEFAULT_JOB_OPTIONS, failPare
 /** Events kept per queue stream: enough for dashboards, bounded for Redis. */
 export const EVENTS_MAX_LENGTH = 10_000;
 
+/** Jobs of a grown forest carry its generation, so they are new jobs rather than the finished ones. */
+const generationSuffix = (generation = 0) => (generation ? `.g${generation}` : '');
+
 /** Stable job ids: adding a job twice (a retried seed extending the flow) is a no-op. */
 export const jobIds = {
   seed: (runId: string) => `${runId}.seed`,
   expert: (runId: string, domain: string, replica: number) => `${runId}.expert.${domain}.${replica}`,
-  merge: (runId: string) => `${runId}.merge`,
-  finetune: (runId: string, method: FinetunedMethod) => `${runId}.finetune.${method}`,
+  merge: (runId: string, generation?: number) => `${runId}.merge${generationSuffix(generation)}`,
+  finetune: (runId: string, method: FinetunedMethod, generation?: number) =>
+    `${runId}.finetune.${method}${generationSuffix(generation)}`,
   dense: (runId: string) => `${runId}.dense`,
-  eval: (runId: string) => `${runId}.eval`,
+  grow: (runId: string, domain: string) => `${runId}.grow.${domain}`,
+  eval: (runId: string, generation?: number) => `${runId}.eval${generationSuffix(generation)}`,
 };

@@ -7,6 +7,7 @@
  */
 import { type FlowJob, FlowProducer, type Job, Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
+import { z } from 'zod';
 import { computePlan } from './compute-plan.js';
 import {
   CHILD_JOB_OPTIONS,
@@ -20,7 +21,7 @@ import {
   QUEUES,
   type TrainJobData,
 } from './queues.js';
-import { expertsOf, parseRunSpec, type RunSpec } from './run-spec.js';
+import { domainName, type ExpertSpec, expertsOf, InvalidRunSpecError, parseRunSpec, type RunSpec } from './run-spec.js';
 import { type RunRecord, RunStore } from './runs.js';
 
 export interface JobView {
@@ -66,35 +67,7 @@ export class RunScheduler {
 
   /** Adds the experts, merge and eval of a run whose seed is trained. Safe to call twice. */
   async branch(runId: string, spec: RunSpec): Promise<void> {
-    const mergeData: MergeJobData = { runId };
-    const experts: FlowJob[] = expertsOf(spec).flatMap((expert) =>
-      Array.from({ length: expert.replicas }, (_, replica) => {
-        const data: TrainJobData = {
-          runId,
-          role: 'expert',
-          domain: expert.domain,
-          replica,
-          replicas: expert.replicas,
-          rendezvousKey: `grove:run:${runId}:expert:${expert.domain}`,
-        };
-        const opts = { ...CHILD_JOB_OPTIONS, jobId: jobIds.expert(runId, expert.domain, replica) };
-        return { name: JOB_NAMES.expert, queueName: QUEUES.train, data, opts };
-      }),
-    );
-    let consolidated: FlowJob = {
-      name: JOB_NAMES.merge,
-      queueName: QUEUES.merge,
-      data: mergeData,
-      opts: { ...CHILD_JOB_OPTIONS, jobId: jobIds.merge(runId) },
-      children: experts,
-    };
-    const plan = computePlan(spec);
-    for (const method of finetunedMethods(spec)) {
-      const data: TrainJobData = { runId, role: 'finetune', method };
-      const opts = { ...CHILD_JOB_OPTIONS, jobId: jobIds.finetune(runId, method) };
-      if (plan.finetuneSteps[method])
-        consolidated = { name: JOB_NAMES.finetune, queueName: QUEUES.train, data, opts, children: [consolidated] };
-    }
+    const experts: FlowJob[] = expertsOf(spec).flatMap((expert) => expertJobs(runId, expert));
     const dense: FlowJob[] = spec.baseline.dense
       ? [
           {
@@ -105,19 +78,44 @@ export class RunScheduler {
           },
         ]
       : [];
-    await this.flows.add({
-      name: JOB_NAMES.eval,
-      queueName: QUEUES.merge,
-      data: mergeData,
-      opts: { ...DEFAULT_JOB_OPTIONS, jobId: jobIds.eval(runId) },
-      children: [consolidated, ...dense],
+    await this.flows.add(consolidationFlow(runId, spec, 0, experts, dense));
+  }
+
+  /**
+   * Grows a completed run by one expert: `grow` builds its start (the posterior-weighted average
+   * of the existing experts on the new domain), the expert trains on its domain, and merge, the
+   * MoE fine-tunes and eval run again over the larger forest. No existing expert retrains.
+   */
+  async grow(runId: string, input: unknown): Promise<{ record: RunRecord; generation: number }> {
+    const record = await this.runs.get(runId);
+    if (!record) throw new RunNotFoundError(runId);
+    const request = parseGrowRequest(input);
+    const experts = expertsOf(record.spec);
+    const spec = parseRunSpec({
+      ...record.spec,
+      domains: [...record.spec.domains, request.domain],
+      experts: [...experts, { domain: domainName(request.domain), steps: request.steps ?? record.spec.expertSteps }],
     });
+    if (record.status !== 'completed') throw new RunNotFinishedError(runId, record.status);
+    const generation = (record.generation ?? 0) + 1;
+    if (!(await this.runs.reopen(runId, spec, generation))) throw new RunNotFinishedError(runId, 'changing');
+    const expert = expertsOf(spec)[experts.length];
+    const [replica] = expertJobs(runId, expert);
+    const grow: FlowJob = {
+      name: JOB_NAMES.grow,
+      queueName: QUEUES.merge,
+      data: { runId, domain: expert.domain } satisfies MergeJobData,
+      opts: { ...CHILD_JOB_OPTIONS, jobId: jobIds.grow(runId, expert.domain) },
+    };
+    await this.flows.add(consolidationFlow(runId, spec, generation, [{ ...replica, children: [grow] }], []));
+    return { record: (await this.runs.get(runId)) as RunRecord, generation };
   }
 
   /** Every job of a run in pipeline order, including those not created yet. */
   async jobs(runId: string): Promise<JobView[]> {
     const record = await this.runs.get(runId);
     if (!record) return [];
+    const generation = record.generation ?? 0;
     const planned: { id: string; name: string; queue: Queue; domain?: string; replica?: number; method?: string }[] = [
       { id: jobIds.seed(runId), name: JOB_NAMES.seed, queue: this.trainQueue },
       ...expertsOf(record.spec).flatMap((expert) =>
@@ -132,16 +130,16 @@ export class RunScheduler {
       ...(record.spec.baseline.dense
         ? [{ id: jobIds.dense(runId), name: JOB_NAMES.dense, queue: this.trainQueue }]
         : []),
-      { id: jobIds.merge(runId), name: JOB_NAMES.merge, queue: this.mergeQueue },
+      { id: jobIds.merge(runId, generation), name: JOB_NAMES.merge, queue: this.mergeQueue },
       ...finetunedMethods(record.spec)
         .filter((method) => computePlan(record.spec).finetuneSteps[method])
         .map((method) => ({
-          id: jobIds.finetune(runId, method),
+          id: jobIds.finetune(runId, method, generation),
           name: JOB_NAMES.finetune,
           queue: this.trainQueue,
           method,
         })),
-      { id: jobIds.eval(runId), name: JOB_NAMES.eval, queue: this.mergeQueue },
+      { id: jobIds.eval(runId, generation), name: JOB_NAMES.eval, queue: this.mergeQueue },
     ];
     return Promise.all(
       planned.map(async ({ id, name, queue, domain, replica, method }) => {
@@ -179,6 +177,86 @@ export class RunScheduler {
 
   async close(): Promise<void> {
     await Promise.all([this.trainQueue.close(), this.mergeQueue.close(), this.flows.close()]);
+  }
+}
+
+/** The replica jobs of one expert. */
+function expertJobs(runId: string, expert: ExpertSpec): FlowJob[] {
+  return Array.from({ length: expert.replicas }, (_, replica) => {
+    const data: TrainJobData = {
+      runId,
+      role: 'expert',
+      domain: expert.domain,
+      replica,
+      replicas: expert.replicas,
+      rendezvousKey: `grove:run:${runId}:expert:${expert.domain}`,
+    };
+    const opts = { ...CHILD_JOB_OPTIONS, jobId: jobIds.expert(runId, expert.domain, replica) };
+    return { name: JOB_NAMES.expert, queueName: QUEUES.train, data, opts };
+  });
+}
+
+/** eval ← [fine-tunes ←] merge ← `experts`, with `others` (the dense baseline) as further children of eval. */
+function consolidationFlow(
+  runId: string,
+  spec: RunSpec,
+  generation: number,
+  experts: FlowJob[],
+  others: FlowJob[],
+): FlowJob {
+  const mergeData: MergeJobData = { runId };
+  let consolidated: FlowJob = {
+    name: JOB_NAMES.merge,
+    queueName: QUEUES.merge,
+    data: mergeData,
+    opts: { ...CHILD_JOB_OPTIONS, jobId: jobIds.merge(runId, generation) },
+    children: experts,
+  };
+  const plan = computePlan(spec);
+  for (const method of finetunedMethods(spec)) {
+    const data: TrainJobData = { runId, role: 'finetune', method };
+    const opts = { ...CHILD_JOB_OPTIONS, jobId: jobIds.finetune(runId, method, generation) };
+    if (plan.finetuneSteps[method])
+      consolidated = { name: JOB_NAMES.finetune, queueName: QUEUES.train, data, opts, children: [consolidated] };
+  }
+  return {
+    name: JOB_NAMES.eval,
+    queueName: QUEUES.merge,
+    data: mergeData,
+    opts: { ...DEFAULT_JOB_OPTIONS, jobId: jobIds.eval(runId, generation) },
+    children: [consolidated, ...others],
+  };
+}
+
+const GrowRequest = z
+  .object({
+    domain: z.string().describe('The new domain: a Brown domain name or name=folder'),
+    steps: z.number().int().min(1).max(1_000_000).optional().describe("The new expert's updates (default expertSteps)"),
+  })
+  .strict();
+
+function parseGrowRequest(input: unknown): z.output<typeof GrowRequest> {
+  const result = GrowRequest.safeParse(input);
+  if (!result.success) {
+    throw new InvalidRunSpecError(
+      result.error.issues.map((issue) => ({ path: issue.path.join('.'), message: issue.message })),
+    );
+  }
+  return result.data;
+}
+
+export class RunNotFoundError extends Error {
+  constructor(runId: string) {
+    super(`No run with id "${runId}".`);
+    this.name = 'RunNotFoundError';
+  }
+}
+
+/** Growing needs a finished forest: its experts and merge must not be changing underneath. */
+export class RunNotFinishedError extends Error {
+  constructor(runId: string, status: string) {
+    super(`Run ${runId} is ${status}; only a completed run can grow a new expert.`);
+    this.name = 'RunNotFinishedError';
   }
 }
 

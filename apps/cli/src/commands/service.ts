@@ -80,6 +80,27 @@ export function registerService(program: Command): void {
     });
 
   program
+    .command('grow')
+    .description(
+      "Grow a completed run by one expert: it starts from the experts' posterior average; merges and eval rerun.",
+    )
+    .argument('<id>', 'run id')
+    .argument('<domain>', 'the new domain: a Brown domain or name=folder')
+    .option('--steps <n>', "the new expert's updates (default: the run's expertSteps)", positiveInteger)
+    .option('--api <url>', 'API base URL (default GROVE_API_URL or http://127.0.0.1:8080)')
+    .option('--wait', 'follow the run until it ends and print its table', false)
+    .action(async (id: string, domain: string, options: { steps?: number; api?: string; wait: boolean }) => {
+      const client = apiClientFromEnv(options.api);
+      const { generation } = await client.grow(id, { domain, steps: options.steps });
+      process.stderr.write(`run ${id} grows an expert for ${domain} (generation ${generation})\n`);
+      if (options.wait) {
+        const run = await followRun(client, id);
+        if (run.rows) printTable(run.rows);
+        if (run.status !== 'completed') process.exitCode = 1;
+      }
+    });
+
+  program
     .command('status')
     .description('Show runs, or one run with its jobs.')
     .argument('[id]', 'run id')
