@@ -48,6 +48,33 @@ describe('fine-tuning a Mixture-of-Experts', () => {
     resumed.dispose();
   });
 
+  it('trains when a batch leaves an expert without tokens, leaving that expert untouched', () => {
+    const config = { ...moe, moe: { ...moe.moe, topK: 1 } } as ModelConfig;
+    const model = TransformerLM.create(config, 4);
+    const arrays = model.toArrays();
+    model.dispose();
+    // A zero router ties every expert, and ties go to expert 0: experts 1 and 2 get no tokens.
+    for (const layer of [0, 1]) arrays.set(`layers.${layer}.ffn.router.weight`, new Float32Array(16 * 3));
+    const shapes = TransformerLM.fromArrays(config, arrays);
+    const weights = new Map(
+      [...arrays].map(([name, data]) => [name, { shape: shapes.params.get(name)?.shape ?? [], data }]),
+    );
+    shapes.dispose();
+    const trainer = Trainer.fromWeights(
+      { config: { ...config }, weights },
+      { ...TRAINING_DEFAULTS, steps: 2, batchSize: 2 },
+      stream,
+    );
+    trainer.trainStep();
+    const after = trainer.model.toArrays();
+    const changed = (name: string) =>
+      (arrays.get(name) as Float32Array).some((value, i) => value !== after.get(name)?.[i]);
+    assert.ok(changed('layers.0.ffn.experts.0.up.weight'));
+    assert.ok(!changed('layers.0.ffn.experts.1.up.weight'));
+    assert.ok(!changed('layers.1.ffn.experts.2.down.weight'));
+    trainer.dispose();
+  });
+
   it('refuses router-only training of a dense model', () => {
     const dense = { ...moe, moe: undefined };
     assert.throws(

@@ -147,6 +147,8 @@ export class Trainer {
     const params = [...this.trainable.values()];
     let lossSum = 0;
     let summed: tf.Tensor[] | undefined;
+    // An MoE expert no token chose in a batch gets no gradient; like PyTorch, it is left untouched.
+    const reached = params.map(() => false);
     for (let micro = 0; micro < accumulation; micro++) {
       const batch = sampleBatch(this.stream, batchSize, length, this.dataRng);
       const { value, grads } = explainHeapExhaustion(batchSize, length, () =>
@@ -157,7 +159,11 @@ export class Trainer {
       );
       lossSum += value.dataSync()[0];
       value.dispose();
-      const ordered = params.map((param) => grads[param.name]);
+      const ordered = params.map((param, i) => {
+        const gradient = grads[param.name];
+        if (gradient) reached[i] = true;
+        return gradient ?? tf.zerosLike(param);
+      });
       if (summed) {
         const previous = summed;
         summed = previous.map((sum, i) => tf.add(sum, ordered[i]));
@@ -170,7 +176,7 @@ export class Trainer {
       const mean = gradients.map((g) => tf.mul(g, scale));
       const total = tf.sqrt(tf.addN(mean.map((g) => tf.sum(tf.square(g)))));
       const clip = gradientClip > 0 ? tf.minimum(1, tf.div(gradientClip, tf.add(total, 1e-6))) : tf.scalar(1);
-      const clipped = new Map(names.map((name, i) => [name, tf.mul(mean[i], clip)]));
+      const clipped = new Map(names.flatMap((name, i) => (reached[i] ? [[name, tf.mul(mean[i], clip)] as const] : [])));
       this.optimizer.apply(this.trainable, clipped, learningRate);
       return total;
     });
