@@ -1,9 +1,11 @@
 /**
  * What top-k dispatch saves: inference tokens/s of the `tiny` shape as a dense model and as a
  * Mixture-of-Experts with 4 experts per layer run at top-1, top-2 and all 4, against the same
- * MoE computed as a masked dense product (every expert on every token, unchosen gates zero).
+ * MoE computed as a masked dense product (every expert on every token, unchosen gates zero), all
+ * scoring the same held-out Brown text (the cross-entropy included in every row).
  *   npx tsx bench/moe-dispatch.ts [batchSize] [repeats]
  */
+import { evaluationBatches, loadDomain } from '@grove/data';
 import {
   activeParameterCount,
   describeBackend,
@@ -23,9 +25,15 @@ const moe = (topK: number, training: 'sparse' | 'dense' = 'sparse'): ModelConfig
   ...dense,
   moe: { experts: 4, topK, training, threshold: 0, balanceCoefficient: 0 },
 });
-const tokens = tf.randomUniform([batchSize, dense.contextLength], 0, 256, 'int32') as tf.Tensor2D;
-const targets = tf.randomUniform([batchSize, dense.contextLength], 0, 256, 'int32') as tf.Tensor2D;
-const tokenCount = batchSize * dense.contextLength;
+const [batch] = evaluationBatches(
+  loadDomain('press').heldOut,
+  dense.contextLength,
+  batchSize,
+  batchSize * dense.contextLength,
+);
+const tokens = tf.tensor2d(batch.inputs, [batch.rows, batch.length], 'int32');
+const targets = tf.tensor2d(batch.targets, [batch.rows, batch.length], 'int32');
+const tokenCount = batch.rows * batch.length;
 
 function median(values: number[]): number {
   const sorted = [...values].sort((a, b) => a - b);
@@ -57,9 +65,10 @@ const measure = (label: string, config: ModelConfig, forward: (model: Transforme
   );
   model.dispose();
 };
-const logits = (model: TransformerLM) => model.logits(tokens);
-measure('dense `tiny`', dense, logits);
-for (const topK of [1, 2, 4]) measure(`MoE 4 experts, top-${topK}`, moe(topK), logits);
+// Scoring held-out text, as the eval job does: the routed (inference) path.
+const score = (model: TransformerLM) => model.tokenLosses(tokens, targets);
+measure('dense `tiny`', dense, score);
+for (const topK of [1, 2, 4]) measure(`MoE 4 experts, top-${topK}`, moe(topK), score);
 // Dense training routes every token through every expert: the masked dense product, as a forward pass.
 measure('MoE 4 experts, every expert on every token (masked dense)', moe(1, 'dense'), (model) =>
   model.loss(tokens, targets),
