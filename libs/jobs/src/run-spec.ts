@@ -297,6 +297,24 @@ export function parseRunSpec(input: unknown): RunSpec {
   return result.data;
 }
 
+/** A request to grow a finished run by one expert (`POST /v1/runs/:id/experts`, `grove grow`). */
+export const GrowRequest = z
+  .object({
+    domain: z.string().describe('The new domain: a Brown domain name or name=folder'),
+    steps: z.number().int().min(1).max(1_000_000).optional().describe("The new expert's updates (default expertSteps)"),
+  })
+  .strict();
+
+export function parseGrowRequest(input: unknown): z.output<typeof GrowRequest> {
+  const result = GrowRequest.safeParse(input);
+  if (!result.success) {
+    throw new InvalidRunSpecError(
+      result.error.issues.map((issue) => ({ path: issue.path.join('.'), message: issue.message })),
+    );
+  }
+  return result.data;
+}
+
 /**
  * The built-in demo: the Brown Corpus's four default domains, the tiny preset, budgets that
  * finish in about ten minutes on a two-core machine with one worker per core.

@@ -7,7 +7,6 @@
  */
 import { type FlowJob, FlowProducer, type Job, Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
-import { z } from 'zod';
 import { computePlan } from './compute-plan.js';
 import {
   CHILD_JOB_OPTIONS,
@@ -21,7 +20,7 @@ import {
   QUEUES,
   type TrainJobData,
 } from './queues.js';
-import { domainName, type ExpertSpec, expertsOf, InvalidRunSpecError, parseRunSpec, type RunSpec } from './run-spec.js';
+import { domainName, type ExpertSpec, expertsOf, parseGrowRequest, parseRunSpec, type RunSpec } from './run-spec.js';
 import { type RunRecord, RunStore } from './runs.js';
 
 export interface JobView {
@@ -226,23 +225,6 @@ function consolidationFlow(
     opts: { ...DEFAULT_JOB_OPTIONS, jobId: jobIds.eval(runId, generation) },
     children: [consolidated, ...others],
   };
-}
-
-const GrowRequest = z
-  .object({
-    domain: z.string().describe('The new domain: a Brown domain name or name=folder'),
-    steps: z.number().int().min(1).max(1_000_000).optional().describe("The new expert's updates (default expertSteps)"),
-  })
-  .strict();
-
-function parseGrowRequest(input: unknown): z.output<typeof GrowRequest> {
-  const result = GrowRequest.safeParse(input);
-  if (!result.success) {
-    throw new InvalidRunSpecError(
-      result.error.issues.map((issue) => ({ path: issue.path.join('.'), message: issue.message })),
-    );
-  }
-  return result.data;
 }
 
 export class RunNotFoundError extends Error {
