@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // Runs every *.test.ts under libs/, apps/ and test/ with Node's test runner (TypeScript through tsx).
 import { spawnSync } from 'node:child_process';
-import { readdirSync } from 'node:fs';
+import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 
 function findTests(folder) {
@@ -29,6 +29,20 @@ const redis = spawnSync(
   { stdio: 'inherit' },
 );
 if (redis.status !== 0) process.exit(redis.status ?? 1);
+
+// The dashboard's browser tests drive Debian's chromium; install it the same way when missing.
+const chromium = process.env.GROVE_CHROMIUM ?? '/usr/bin/chromium';
+if (!existsSync(chromium) && process.getuid?.() === 0 && spawnSync('sh', ['-c', 'command -v apt-get']).status === 0) {
+  const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
+  spawnSync('apt-get', ['update', '-qq'], { stdio: 'ignore', env });
+  spawnSync('apt-get', ['install', '-y', '-qq', 'chromium'], { stdio: 'inherit', env });
+}
+if (!existsSync(chromium)) {
+  console.error(
+    `chromium is not installed at ${chromium}: run \`sudo apt-get install chromium\` or set GROVE_CHROMIUM.`,
+  );
+  process.exit(1);
+}
 
 const result = spawnSync(process.execPath, ['--import', 'tsx', '--test', '--test-reporter=spec', ...files], {
   stdio: 'inherit',

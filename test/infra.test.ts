@@ -51,6 +51,11 @@ describe('docker-compose.yml', () => {
     assert.ok('artifacts' in compose.volumes);
   });
 
+  it('lets the replicas of an expert reach each other across worker containers', () => {
+    assert.equal(services.worker.environment?.GROVE_PEER_HOST, '0.0.0.0');
+    assert.equal(services.worker.environment?.GROVE_BACKEND, 'auto');
+  });
+
   it('starts each service from an entry point that exists, binds the API only to loopback and demands tokens', () => {
     for (const name of ['api', 'merger', 'worker']) {
       const command = services[name].command ?? [];

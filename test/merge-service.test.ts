@@ -9,7 +9,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { type Cluster, startCluster } from '@grove/cli/cluster';
-import { MERGE_METHODS, type RunSpecInput, type ScoreRow } from '@grove/jobs';
+import type { RunSpecInput, ScoreRow } from '@grove/jobs';
+import { MERGE_METHODS, type MergeMethod } from '@grove/merge';
 import { loadCheckpoint } from '@grove/store';
 
 const EVERY_METHOD_RUN: RunSpecInput = {
@@ -18,8 +19,8 @@ const EVERY_METHOD_RUN: RunSpecInput = {
   seed: { steps: 4 },
   expertSteps: 3,
   training: { batchSize: 2, learningRate: 3e-3, warmupSteps: 1, checkpointEvery: 2, seed: 1 },
-  merge: { methods: [...MERGE_METHODS], ensemble: { priorSequences: 4 } },
-  baseline: { dense: true },
+  merge: { methods: Object.keys(MERGE_METHODS) as MergeMethod[] },
+  denseBaseline: true,
   eval: { bytes: 1024 },
 };
 
@@ -64,9 +65,8 @@ describe('merge service end to end', { timeout: 600_000 }, () => {
       'dense',
       'ds-moe',
       'ds-moe:dense-inference',
-      'ensemble:posterior',
+      'ensemble:all',
       'ensemble:top1',
-      'ensemble:uniform',
       'expert:fiction',
       'expert:press',
       'merged:dare',

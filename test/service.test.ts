@@ -91,15 +91,40 @@ describe('service end to end', { timeout: 900_000 }, () => {
   });
 
   it('runs seed → experts → merge → eval from a REST submission and reports the table', async () => {
-    const submitted = await api(cluster, 'POST', '/v1/runs', { ...SMALL_RUN, id: 'rest-run' });
+    const methods = ['linear', 'posterior', 'task-arithmetic', 'ties', 'dare', 'ensemble'];
+    const submitted = await api(cluster, 'POST', '/v1/runs', {
+      ...SMALL_RUN,
+      id: 'rest-run',
+      merge: { methods },
+      denseBaseline: true,
+    });
     assert.equal(submitted.status, 202);
     assert.equal(submitted.body.id, 'rest-run');
     const run = await finished(cluster, 'rest-run');
     assert.equal(run.status, 'completed', run.error);
     const models = [...new Set(run.rows?.map((row) => row.model))].sort();
-    assert.deepEqual(models, ['expert:fiction', 'expert:press', 'merged:linear', 'merged:posterior', 'seed']);
+    assert.deepEqual(models, [
+      'dense',
+      'ensemble:all',
+      'ensemble:top1',
+      'expert:fiction',
+      'expert:press',
+      'merged:dare',
+      'merged:linear',
+      'merged:posterior',
+      'merged:task-arithmetic',
+      'merged:ties',
+      'seed',
+    ]);
     for (const row of run.rows ?? [])
       assert.ok(row.bitsPerByte > 0.5 && row.bitsPerByte < 9, `${row.model} ${row.bitsPerByte}`);
+    // A per-byte mixture of the experts never does much worse than its worst member.
+    const score = (model: string, domain: string) =>
+      run.rows?.find((row) => row.model === model && row.domain === domain)?.bitsPerByte as number;
+    for (const domain of ['press', 'fiction']) {
+      const worst = Math.max(score('expert:press', domain), score('expert:fiction', domain));
+      assert.ok(score('ensemble:all', domain) <= worst + 0.01, `ensemble on ${domain}`);
+    }
     assert.ok(run.jobs.every((job) => job.state === 'completed'));
     const listing = await api(cluster, 'GET', '/v1/runs/rest-run/artifacts/');
     assert.ok((listing.body.files as string[]).includes('merged/linear/model.safetensors'));
@@ -139,8 +164,9 @@ describe('service end to end', { timeout: 900_000 }, () => {
       [{ training: { learningRate: 0 } }, 'training.learningRate'],
       [{ training: { learningRate: 'fast' } }, 'training.learningRate'],
       [{ experts: [{ domain: 'poetry', steps: 5 }] }, 'experts.0.domain'],
-      [{ experts: [{ domain: 'press', steps: 5, replicas: 2 }] }, 'experts.0.replicas'],
+      [{ experts: [{ domain: 'press', steps: 5, replicas: 0 }] }, 'experts.0.replicas'],
       [{ localSgd: { outerMomentum: 1.5 } }, 'localSgd.outerMomentum'],
+      [{ localSgd: { codec: 'zip' } }, 'localSgd.codec'],
       [{ merge: { methods: ['slerp'] } }, 'merge.methods.0'],
       [{ eval: { bytes: 10 } }, 'eval.bytes'],
       [{ id: 'Has Spaces' }, 'id'],
@@ -253,5 +279,45 @@ describe('service end to end', { timeout: 900_000 }, () => {
       metrics.some((point) => point.job === 'seed' && (point.resumedFromStep ?? 0) >= 3),
       'resumed from the SIGTERM checkpoint',
     );
+  });
+
+  it('trains one expert on two replicas over peer links, and finishes it when one is killed mid-run', async () => {
+    // Earlier tests stop workers: make sure two are up, one per replica.
+    const alive = () => cluster.workers.filter((worker) => worker.exitCode === null && worker.signalCode === null);
+    while (alive().length < 2) cluster.addWorker();
+    const spec: RunSpecInput = {
+      ...SMALL_RUN,
+      id: 'replica-run',
+      experts: [{ domain: 'press', steps: 80, replicas: 2 }],
+      localSgd: { innerSteps: 4 },
+    };
+    assert.equal((await api(cluster, 'POST', '/v1/runs', spec)).status, 202);
+    type Point = {
+      job: string;
+      kind?: string;
+      replica?: number;
+      replicas?: number;
+      bytesSent?: number;
+      round?: number;
+    };
+    const points = async () => (await api(cluster, 'GET', '/v1/runs/replica-run/metrics')).body.points as Point[];
+    await waitFor(
+      async () => ((await points()).some((p) => p.kind === 'round' && p.replicas === 2) ? true : undefined),
+      120_000,
+      'a round with both replicas',
+    );
+    // One replica's worker dies without warning; its job is retried on a fresh worker.
+    alive()[0].kill('SIGKILL');
+    cluster.addWorker();
+    const run = await finished(cluster, 'replica-run');
+    assert.equal(run.status, 'completed', run.error);
+    const rounds = (await points()).filter((p) => p.kind === 'round' && p.job === 'expert:press');
+    assert.ok(rounds.every((p) => (p.bytesSent as number) > 0 || p.replicas === 1));
+    const last = Math.max(...rounds.map((p) => p.round as number));
+    assert.ok(last >= 80 / 2 / 4, `only ${last} rounds`);
+    const experts = run.jobs.filter((job) => job.name === 'expert');
+    assert.equal(experts.length, 2);
+    assert.ok(experts.every((job) => job.state === 'completed'));
+    assert.ok(run.rows?.some((row) => row.model === 'expert:press'));
   });
 });

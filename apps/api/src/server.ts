@@ -17,6 +17,8 @@ import {
 } from '@grove/jobs';
 import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify';
 import { z } from 'zod';
+import { registerMetrics } from './metrics.js';
+import { registerUi, runView } from './ui.js';
 
 export interface ApiOptions {
   scheduler: RunScheduler;
@@ -54,9 +56,17 @@ export async function buildApi({
   app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
 
   app.addHook('onRequest', async (request, reply) => {
-    if (!request.url.startsWith('/v1/') || tokens.length === 0) return;
+    if (!PROTECTED.some((prefix) => request.url.startsWith(prefix)) || tokens.length === 0) return;
+    // A browser cannot send a header to /ui: `/ui?token=…` once sets a cookie that stands for it.
+    const query = new URL(request.url, 'http://grove').searchParams.get('token');
+    if (query && tokens.includes(query)) {
+      reply.header('set-cookie', `${TOKEN_COOKIE}=${encodeURIComponent(query)}; Path=/; HttpOnly; SameSite=Strict`);
+      return;
+    }
     const header = request.headers.authorization ?? '';
-    if (!header.startsWith('Bearer ') || !tokens.includes(header.slice('Bearer '.length))) {
+    const bearer = header.startsWith('Bearer ') ? header.slice('Bearer '.length) : undefined;
+    const cookie = cookieValue(request.headers.cookie, TOKEN_COOKIE);
+    if (!(bearer && tokens.includes(bearer)) && !(cookie && tokens.includes(cookie))) {
       return reply.code(401).send({ error: 'A valid bearer token is required: send Authorization: Bearer <token>.' });
     }
   });
@@ -106,11 +116,9 @@ export async function buildApi({
     { schema: { summary: 'A run: its jobs, their progress, latest metrics, eval table', params: RunIdParams } },
     async (request, reply) => {
       const { id } = request.params as { id: string };
-      const record = await scheduler.runs.get(id);
-      if (!record) return reply.code(404).send({ error: `No run with id "${id}".` });
-      const [jobs, metrics] = await Promise.all([scheduler.jobs(id), scheduler.runs.metrics(id, 500)]);
-      const latestMetrics = Object.fromEntries(metrics.map((point) => [point.job, point]));
-      return { ...record, jobs, latestMetrics };
+      const view = await runView(scheduler, id);
+      if (!view) return reply.code(404).send({ error: `No run with id "${id}".` });
+      return view;
     },
   );
 
@@ -180,5 +188,18 @@ export async function buildApi({
     },
   );
 
+  await registerUi(app, scheduler, stateFolder);
+  await registerMetrics(app, scheduler, scheduler.connection);
   return app;
+}
+
+const PROTECTED = ['/v1/', '/ui', '/metrics'];
+const TOKEN_COOKIE = 'grove_token';
+
+function cookieValue(header: string | undefined, name: string): string | undefined {
+  for (const part of (header ?? '').split(';')) {
+    const [key, ...value] = part.trim().split('=');
+    if (key === name) return decodeURIComponent(value.join('='));
+  }
+  return undefined;
 }

@@ -52,6 +52,36 @@ export class ApiClient {
     return this.request('POST', `/v1/runs/${encodeURIComponent(id)}/experts`, request);
   }
 
+  /** The run's server-sent events (`run` and `points`) until the run is over. */
+  async *events(id: string): AsyncGenerator<{ event: string; data: unknown }> {
+    const headers: Record<string, string> = this.token ? { authorization: `Bearer ${this.token}` } : {};
+    const response = await fetch(`${this.baseUrl}/v1/runs/${encodeURIComponent(id)}/events`, { headers }).catch(() => {
+      throw new Error(
+        `Cannot reach the Grove API at ${this.baseUrl}; start one with \`grove up\` or set GROVE_API_URL.`,
+      );
+    });
+    if (!response.ok || !response.body) {
+      const payload = (await response.json().catch(() => ({}))) as { error?: string };
+      throw new Error(payload.error ?? `HTTP ${response.status}`);
+    }
+    const decoder = new TextDecoder();
+    let buffer = '';
+    for await (const chunk of response.body) {
+      buffer += decoder.decode(chunk, { stream: true });
+      for (let end = buffer.indexOf('\n\n'); end >= 0; end = buffer.indexOf('\n\n')) {
+        const message = buffer.slice(0, end);
+        buffer = buffer.slice(end + 2);
+        const field = (name: string) =>
+          message
+            .split('\n')
+            .find((line) => line.startsWith(`${name}: `))
+            ?.slice(name.length + 2);
+        const data = field('data');
+        if (data !== undefined) yield { event: field('event') ?? 'message', data: JSON.parse(data) };
+      }
+    }
+  }
+
   cancel(id: string): Promise<{ id: string; status: string }> {
     return this.request('DELETE', `/v1/runs/${encodeURIComponent(id)}`);
   }

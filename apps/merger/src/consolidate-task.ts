@@ -19,10 +19,13 @@ import {
   assembleBtx,
   cachedPrior,
   domainPosterior,
-  ensembleLogProbabilities,
-  MERGE_OPTION_DEFAULTS,
-  type MergeOptions,
-  parameterMerge,
+  ensembleWindowLoss,
+  mergeAgainstBase,
+  TASK_VECTOR_METHODS,
+  type TaskVectorMethod,
+  uniformWeights,
+  type WindowLosses,
+  weightedAverage,
 } from '@grove/merge';
 import {
   activeParameterCount,
@@ -64,7 +67,6 @@ const POSTERIOR_BYTES = 4_096;
 /** Training bytes per domain whose mean hidden states point a `hidden` router. */
 const ROUTER_INIT_BYTES = 8_192;
 const EVAL_ROWS = 16;
-const PARAMETER_METHODS = ['linear', 'task-arithmetic', 'ties', 'dare'] as const;
 
 serveChildTask<ConsolidateInput, ConsolidateProgress, ConsolidateResult>(async (input, { report }) => {
   await selectBackend();
@@ -92,10 +94,7 @@ function growStart(
   const posterior = domainPosterior(posteriorSequences(models, { ...target, heldOut: target.train }));
   for (const model of models) model.dispose();
   const arrays = checkpoints.map(toArrays);
-  const start = parameterMerge('posterior').merge(
-    { base: arrays[0], models: arrays, weights: posterior },
-    MERGE_OPTION_DEFAULTS,
-  );
+  const start = weightedAverage(arrays, posterior);
   const weights = Object.fromEntries(existing.map((expert, i) => [expert.domain, posterior[i]]));
   const config = checkpoints[0].config;
   saveCheckpoint(paths.growStart(target.name), {
@@ -132,42 +131,30 @@ function merge(
     });
   const methods = spec.merge.methods;
 
-  for (const method of PARAMETER_METHODS) {
-    if (!methods.includes(method)) continue;
+  if (methods.includes('linear')) {
+    const uniform = uniformWeights(experts.length);
+    save(paths.merged('linear'), 'linear', weightedAverage(arrays, uniform), config, { weights: byExpert(uniform) });
+    weights.linear = byExpert(uniform);
+  }
+  const { scale, density, dropRate } = spec.merge;
+  const options = { scale, density, dropRate, seed: spec.training.seed };
+  for (const method of taskVectorMethods(spec)) {
     report({ stage: method, done: 0, total: 1 });
-    save(
-      paths.merged(method),
-      method,
-      parameterMerge(method).merge({ base: seed, models: arrays }, optionsOf(spec, method)),
-      config,
-    );
+    save(paths.merged(method), method, mergeAgainstBase(method, seed, arrays, options), config, { options });
   }
 
-  if (methods.includes('posterior') || methods.includes('ensemble')) {
+  if (methods.includes('posterior')) {
     const models = experts.map(({ checkpoint }) => modelFromCheckpoint(checkpoint));
-    const priors: Record<string, number[]> = {};
     domains.forEach((domain, index) => {
       report({ stage: 'posterior', done: index, total: domains.length });
-      const logLikelihoods = posteriorSequences(models, domain);
-      if (methods.includes('posterior')) {
-        const posterior = domainPosterior(logLikelihoods);
-        const merged = parameterMerge('posterior').merge(
-          { base: seed, models: arrays, weights: posterior },
-          MERGE_OPTION_DEFAULTS,
-        );
-        save(paths.merged(`posterior-${domain.name}`), `posterior:${domain.name}`, merged, config, {
-          weights: byExpert(posterior),
-        });
-        weights[`posterior:${domain.name}`] = byExpert(posterior);
-      }
-      if (methods.includes('ensemble')) {
-        const { priorSequences, priorDecay } = spec.merge.ensemble;
-        priors[domain.name] = cachedPrior(logLikelihoods.slice(0, priorSequences), priorDecay);
-        weights[`ensemble-prior:${domain.name}`] = byExpert(priors[domain.name]);
-      }
+      const posterior = domainPosterior(posteriorSequences(models, domain));
+      const merged = weightedAverage(arrays, posterior);
+      save(paths.merged(`posterior-${domain.name}`), `posterior:${domain.name}`, merged, config, {
+        weights: byExpert(posterior),
+      });
+      weights[`posterior:${domain.name}`] = byExpert(posterior);
     });
     for (const model of models) model.dispose();
-    if (methods.includes('ensemble')) writeJson(join(paths.merged('ensemble'), 'priors.json'), priors);
   }
 
   for (const method of ['btx', 'ds-moe'] as const) {
@@ -241,11 +228,12 @@ function evaluate(
   const methods = spec.merge.methods;
   // Each entry scores one model on some domains; posterior merges are per target domain.
   const plan: PlannedModel[] = [{ model: 'seed', folder: paths.seed, domains }];
-  if (spec.baseline.dense) plan.push({ model: 'dense', folder: paths.dense, domains });
+  if (spec.denseBaseline) plan.push({ model: 'dense', folder: paths.dense, domains });
   for (const expert of expertsOf(spec))
     plan.push({ model: `expert:${expert.domain}`, folder: paths.expert(expert.domain), domains });
-  for (const method of PARAMETER_METHODS)
-    if (methods.includes(method)) plan.push({ model: `merged:${method}`, folder: paths.merged(method), domains });
+  for (const method of ['linear', ...taskVectorMethods(spec)])
+    if (methods.includes(method as TaskVectorMethod))
+      plan.push({ model: `merged:${method}`, folder: paths.merged(method), domains });
   if (methods.includes('posterior')) {
     for (const domain of domains)
       plan.push({ model: 'merged:posterior', folder: paths.merged(`posterior-${domain.name}`), domains: [domain] });
@@ -286,7 +274,7 @@ function evaluate(
   }
   if (methods.includes('ensemble'))
     rows.push(
-      ...evaluateEnsembles(spec, paths, domains, (done) =>
+      ...evaluateEnsemble(spec, paths, domains, (done) =>
         report({ stage: 'ensemble', done: rows.length + done, total }),
       ),
     );
@@ -304,61 +292,54 @@ function finetuned(paths: ReturnType<typeof artifactPaths>, method: FinetunedMet
 }
 
 /**
- * BTM's ensembles on each domain's held-out text: every expert scores every token, then the
- * mixtures are taken under a uniform fixed weight, the Bayes posterior with the domain's cached
- * prior (all experts), and its top-1 (and top-k when asked). Every expert runs to compute the
- * posterior, so each variant's active parameters are the whole forest's.
+ * BTM's ensemble on each domain: every expert scores the held-out windows once; the scores
+ * are mixed per byte by the domain posterior, with a prior cached from the domain's held-out
+ * tail (the part the eval does not score). Rows `ensemble:all` and `ensemble:top1`. Every
+ * expert runs to compute the posterior, so both count the whole forest's parameters as active.
  */
-function evaluateEnsembles(
+function evaluateEnsemble(
   spec: RunSpec,
   paths: ReturnType<typeof artifactPaths>,
   domains: Domain[],
   progress: (done: number) => void,
 ): ScoreRow[] {
-  const experts = expertsOf(spec);
-  const models = experts.map((expert) => modelFromCheckpoint(loadCheckpoint(paths.expert(expert.domain))));
-  const priors = JSON.parse(readFileSync(join(paths.merged('ensemble'), 'priors.json'), 'utf8')) as Record<
-    string,
-    number[]
-  >;
-  const uniform = experts.map(() => 1 / experts.length);
-  const topK = spec.merge.ensemble.topK;
-  const variants = [
-    { name: 'ensemble:uniform', options: { bayes: false } },
-    { name: 'ensemble:posterior', options: { bayes: true } },
-    { name: 'ensemble:top1', options: { bayes: true, topK: 1 } },
-    ...(topK && topK > 1 && topK < experts.length
-      ? [{ name: `ensemble:top${topK}`, options: { bayes: true, topK } }]
-      : []),
-  ];
-  const rows: ScoreRow[] = [];
-  const forestParameters = models.length * parameterCount(models[0].config);
-  domains.forEach((domain, index) => {
-    progress(index);
-    const batches = evaluationBatches(domain.heldOut, models[0].config.contextLength, EVAL_ROWS, spec.eval.bytes);
-    const nats = variants.map(() => 0);
-    let bytes = 0;
-    let seconds = 0;
-    for (const batch of batches) {
+  const models = expertsOf(spec).map((expert) => modelFromCheckpoint(loadCheckpoint(paths.expert(expert.domain))));
+  const length = models[0].config.contextLength;
+  let seconds = 0;
+  const windowsOf = (text: Uint8Array, bytes: number) =>
+    evaluationBatches(text, length, EVAL_ROWS, bytes).flatMap((batch) => {
       const started = performance.now();
-      const logProbabilities = models.map((model) =>
-        tf.tidy(() => tf.neg(model.tokenLosses(...batchTensors(batch))).dataSync() as Float32Array),
+      const perExpert = models.map((model) =>
+        tf.tidy(() => model.tokenLosses(...batchTensors(batch)).dataSync() as Float32Array),
       );
       seconds += (performance.now() - started) / 1000;
-      variants.forEach((variant, v) => {
-        const prior = variant.options.bayes ? priors[domain.name] : uniform;
-        const mixed = ensembleLogProbabilities(logProbabilities, batch.rows, batch.length, prior, variant.options);
-        for (const value of mixed) nats[v] -= value;
-      });
-      bytes += batch.rows * batch.length;
-    }
-    for (const [v, variant] of variants.entries()) {
+      return Array.from(
+        { length: batch.rows },
+        (_, row): WindowLosses =>
+          perExpert.map((losses) => losses.subarray(row * batch.length, (row + 1) * batch.length)),
+      );
+    });
+  const forestParameters = models.length * parameterCount(models[0].config);
+  const rows: ScoreRow[] = [];
+  domains.forEach((domain, index) => {
+    progress(index);
+    const tail = domain.heldOut.subarray(Math.max(0, domain.heldOut.length - POSTERIOR_BYTES));
+    const prior = cachedPrior(windowsOf(tail, POSTERIOR_BYTES), models.length);
+    seconds = 0;
+    const windows = windowsOf(domain.heldOut, spec.eval.bytes);
+    const bytes = windows.reduce((sum, window) => sum + window[0].length, 0);
+    for (const [label, topK] of [
+      ['ensemble:all', models.length],
+      ['ensemble:top1', 1],
+    ] as const) {
+      const started = performance.now();
+      const nats = windows.reduce((sum, window) => sum + ensembleWindowLoss(window, prior, topK), 0);
       rows.push({
-        model: variant.name,
+        model: label,
         domain: domain.name,
-        bitsPerByte: nats[v] / bytes / Math.LN2,
+        bitsPerByte: nats / bytes / Math.LN2,
         activeParameters: forestParameters,
-        tokensPerSecond: bytes / seconds,
+        tokensPerSecond: bytes / (seconds + (performance.now() - started) / 1000),
       });
     }
   });
@@ -389,12 +370,10 @@ function scoredBytes(domain: Domain, config: ModelConfig, spec: RunSpec): number
   return Math.floor(usable / config.contextLength) * config.contextLength;
 }
 
-function optionsOf(spec: RunSpec, method: (typeof PARAMETER_METHODS)[number]): MergeOptions {
-  const seed = spec.training.seed;
-  if (method === 'task-arithmetic') return { ...MERGE_OPTION_DEFAULTS, scale: spec.merge.taskArithmetic.scale, seed };
-  if (method === 'ties') return { ...MERGE_OPTION_DEFAULTS, ...spec.merge.ties, seed };
-  if (method === 'dare') return { ...MERGE_OPTION_DEFAULTS, ...spec.merge.dare, seed };
-  return { ...MERGE_OPTION_DEFAULTS, seed };
+function taskVectorMethods(spec: RunSpec): TaskVectorMethod[] {
+  return spec.merge.methods.filter((method): method is TaskVectorMethod =>
+    TASK_VECTOR_METHODS.includes(method as TaskVectorMethod),
+  );
 }
 
 function transpose(matrix: number[][]): number[][] {

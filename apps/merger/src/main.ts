@@ -4,8 +4,12 @@
  *
  *   REDIS_URL=redis://… GROVE_STATE_DIR=/data node --import tsx apps/merger/src/main.ts
  */
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { renderReport } from '@grove/api/report';
 import {
+  artifactPaths,
   connectRedis,
   createJobWorker,
   JOB_NAMES,
@@ -59,6 +63,7 @@ export function startMerger(options: { redisUrl: string; stateFolder: string; lo
       if (job.name === JOB_NAMES.eval && result.rows) {
         await scheduler.runs.setRows(runId, result.rows);
         await scheduler.runs.setStatus(runId, 'completed');
+        await writeReport(scheduler, runId, options.stateFolder);
       }
       return result;
     } catch (error) {
@@ -94,4 +99,12 @@ if (process.argv[1] === fileURLToPath(import.meta.url)) {
     ({ redisUrl, lockMs }) => startMerger({ redisUrl, stateFolder: stateFolder(), lockMs }),
     `waiting for jobs on ${QUEUES.merge}`,
   );
+}
+
+/** report.html beside report.json: the finished run's table and curves, readable offline. */
+async function writeReport(scheduler: RunScheduler, runId: string, stateFolder: string): Promise<void> {
+  const record = await scheduler.runs.get(runId);
+  if (!record) return;
+  const points = await scheduler.runs.metrics(runId);
+  writeFileSync(join(artifactPaths(stateFolder, runId).run, 'report.html'), renderReport(record, points));
 }

@@ -22,6 +22,7 @@ import {
   type TrainJobResult,
 } from '@grove/jobs';
 import { DelayedError, type Job, UnrecoverableError } from 'bullmq';
+import { workerMetrics } from './metrics.js';
 import type { TrainProgress, TrainTaskInput } from './train-task.js';
 
 const TRAIN_TASK = fileURLToPath(new URL('./train-task.ts', import.meta.url));
@@ -38,6 +39,7 @@ export interface WorkerOptions {
 export function startWorker(options: WorkerOptions) {
   const connection = connectRedis(options.redisUrl);
   const scheduler = new RunScheduler(connection);
+  const metrics = workerMetrics(connection);
   const running = new Set<{ interrupt(): void }>();
 
   const processor = async (job: Job, token?: string): Promise<TrainJobResult> => {
@@ -47,9 +49,27 @@ export function startWorker(options: WorkerOptions) {
     await scheduler.runs.setStatus(data.runId, 'running');
 
     const jobLabel = jobLabelOf(data);
+    const replicaLabel = data.role === 'expert' && data.replicas > 1 ? { replica: data.replica } : {};
+    const metricJob = `${jobLabel}${data.role === 'expert' && data.replicas > 1 ? `#${data.replica}` : ''}`;
     let lastProgress = 0;
-    const input: TrainTaskInput = { data, spec, stateFolder: options.stateFolder };
+    const input: TrainTaskInput = { data, spec, stateFolder: options.stateFolder, redisUrl: options.redisUrl };
     const task = runChildTask<TrainTaskInput, TrainProgress, TrainJobResult>(TRAIN_TASK, input, (progress) => {
+      if (progress.round) metrics.round(data.runId, metricJob, progress.round);
+      else if (progress.loss !== undefined) metrics.step(data.runId, metricJob, progress.tokensPerSecond);
+      if (progress.round) {
+        const { round, ...rest } = progress;
+        const { round: number, ...metrics } = round;
+        void scheduler.runs.recordMetric(data.runId, {
+          ...metrics,
+          job: jobLabel,
+          ...replicaLabel,
+          kind: 'round',
+          round: number,
+          step: metrics.groupSteps,
+        });
+        void job.updateProgress({ ...rest });
+        return;
+      }
       const now = Date.now();
       if (
         progress.bitsPerByte ||
@@ -59,7 +79,8 @@ export function startWorker(options: WorkerOptions) {
       ) {
         lastProgress = now;
         void job.updateProgress({ ...progress });
-        void scheduler.runs.recordMetric(data.runId, { job: jobLabel, ...progress });
+        const { round: _none, ...point } = progress;
+        void scheduler.runs.recordMetric(data.runId, { job: jobLabel, ...replicaLabel, ...point });
       }
     });
     running.add(task);
@@ -91,6 +112,7 @@ export function startWorker(options: WorkerOptions) {
     } finally {
       clearInterval(poll);
       running.delete(task);
+      metrics.jobEnded(data.runId, metricJob);
     }
   };
 
@@ -107,6 +129,7 @@ export function startWorker(options: WorkerOptions) {
     async stop() {
       for (const task of running) task.interrupt();
       await worker.close();
+      await metrics.close();
       await scheduler.close();
       connection.disconnect();
     },

@@ -16,14 +16,18 @@ import {
   type TrainJobData,
   type TrainJobResult,
 } from '@grove/jobs';
+import type { RoundMetrics } from '@grove/localsgd';
 import { selectBackend } from '@grove/model';
 import { latestCheckpointFolder, loadCheckpoint, STATE_FILE, saveCheckpoint } from '@grove/store';
 import { runTraining, TRAINING_DEFAULTS, Trainer, type TrainingSettings } from '@grove/train';
+import { trainReplica } from './replica.js';
 
 export interface TrainTaskInput {
   data: TrainJobData;
   spec: RunSpec;
   stateFolder: string;
+  /** Replicas of one expert find each other through this Redis. */
+  redisUrl: string;
 }
 
 export interface TrainProgress {
@@ -34,13 +38,17 @@ export interface TrainProgress {
   bitsPerByte?: Record<string, number>;
   /** Sent once when a retried job picks up a checkpoint. */
   resumedFromStep?: number;
+  /** Set for a replica of an expert trained by several. */
+  replica?: number;
+  /** A finished Local-SGD round. */
+  round?: RoundMetrics;
 }
 
 /** Evaluation during training is a progress signal, kept small; the eval job scores for real. */
 const PROGRESS_EVALUATION_BYTES = 8_192;
 
 serveChildTask<TrainTaskInput, TrainProgress, TrainJobResult>(
-  async ({ data, spec, stateFolder }, { stopRequested, report }) => {
+  async ({ data, spec, stateFolder, redisUrl }, { stopRequested, report }) => {
     const paths = artifactPaths(stateFolder, data.runId);
     const output = outputFolder(paths, data);
     const finished = finishedResult(output, stateFolder);
@@ -54,6 +62,10 @@ serveChildTask<TrainTaskInput, TrainProgress, TrainJobResult>(
     const settings = trainingSettings(spec, data);
 
     await selectBackend();
+    if (data.role === 'expert' && data.replicas > 1) {
+      const job = { ...data, steps: settings.steps };
+      return trainReplica(job, { spec, stateFolder, redisUrl, stream, training: settings, stopRequested, report });
+    }
     const checkpointRoot = join(output, 'checkpoints');
     const latest = latestCheckpointFolder(checkpointRoot);
     const trainer = latest

@@ -55,6 +55,7 @@ export const TrainJobData = z.discriminatedUnion('role', [
     })
     .strict(),
   z.object({ runId: RunId, role: z.literal('finetune'), method: z.enum(FINETUNED_METHODS) }).strict(),
+  /** The compute-matched dense baseline: trained from scratch on the mixture with the run's total compute. */
   z.object({ runId: RunId, role: z.literal('dense') }).strict(),
 ]);
 export type TrainJobData = z.infer<typeof TrainJobData>;

@@ -3,6 +3,7 @@
  * BullMQ producers and the workers. Defaults, ranges and descriptions live here only.
  */
 import { BROWN_DOMAINS, DEFAULT_DOMAINS } from '@grove/data';
+import { MERGE_METHODS, type MergeMethod } from '@grove/merge';
 import { PRESETS } from '@grove/model';
 import { z } from 'zod';
 
@@ -27,19 +28,53 @@ export const ExpertSpec = z
   })
   .strict();
 
-/** Every way the merge service can consolidate the experts; see libs/merge. */
-export const MERGE_METHODS = [
-  'linear',
-  'posterior',
-  'task-arithmetic',
-  'ties',
-  'dare',
-  'ensemble',
-  'btx',
-  'ds-moe',
-] as const;
+const CODEC_PATTERN = /^(fp32|fp16|int8|int4)(\+(shuffle|lz4))*$/;
 
-const fraction = () => z.number().gt(0).max(1);
+const PenaltySpec = z
+  .object({
+    anomaly: z
+      .boolean()
+      .default(true)
+      .describe('Leave out a pseudo-gradient whose norm is an outlier (EMA z-score > 3)'),
+    weighting: z.boolean().default(false).describe('Weigh pseudo-gradients by softmax(−‖Δ‖/temperature)'),
+    temperature: z.number().gt(0).default(1),
+    clipNorm: z.number().min(0).default(0).describe('Scale each pseudo-gradient to at most this norm (0: off)'),
+  })
+  .strict();
+
+/** How the replicas of one expert train together (only used by experts with more than one replica). */
+export const LocalSgdSpec = z
+  .object({
+    mode: z.enum(['sync', 'async']).default('sync').describe('sync: every innerSteps; async (A-EDiT): on a clock'),
+    innerSteps: int(1, 100_000).default(32).describe('Inner steps between synchronisations (sync mode)'),
+    syncEverySeconds: z.number().gt(0).max(3600).default(30).describe('Seconds between synchronisations (async mode)'),
+    outerLearningRate: z.number().gt(0).max(10).default(0.7),
+    outerMomentum: z.number().min(0).lt(1).default(0.9),
+    codec: z
+      .string()
+      .regex(CODEC_PATTERN, 'a codec is fp32, fp16, int8 or int4, optionally followed by +shuffle and/or +lz4')
+      .default('int8+lz4')
+      .describe('How pseudo-gradients travel: fp32, fp16, int8 or int4, with optional +shuffle and +lz4'),
+    errorFeedback: z.boolean().default(false).describe('Carry the quantisation residual into the next round'),
+    weightBySteps: z
+      .boolean()
+      .default(true)
+      .describe('async mode: weigh each pseudo-gradient by the inner steps behind it'),
+    penalty: PenaltySpec.default({ anomaly: true, weighting: false, temperature: 1, clipNorm: 0 }),
+  })
+  .strict();
+
+export const LOCAL_SGD_DEFAULTS: z.output<typeof LocalSgdSpec> = {
+  mode: 'sync',
+  innerSteps: 32,
+  syncEverySeconds: 30,
+  outerLearningRate: 0.7,
+  outerMomentum: 0.9,
+  codec: 'int8+lz4',
+  errorFeedback: false,
+  weightBySteps: true,
+  penalty: { anomaly: true, weighting: false, temperature: 1, clipNorm: 0 },
+};
 
 /** An MoE fine-tune after assembly: its share of the run's compute, what it trains and how it balances. */
 const MoeFinetune = (training: 'sparse' | 'dense') =>
@@ -67,70 +102,6 @@ const MoeFinetune = (training: 'sparse' | 'dense') =>
     })
     .strict()
     .prefault({});
-
-const MergeSettings = z
-  .object({
-    methods: z
-      .array(z.enum(MERGE_METHODS))
-      .min(1)
-      .default(['linear', 'posterior'])
-      .describe('Merges to build from the experts'),
-    taskArithmetic: z
-      .object({ scale: z.number().gt(0).max(10).default(0.5).describe('λ in θ = seed + λ · Σ_j (θ_j − seed)') })
-      .strict()
-      .prefault({}),
-    ties: z
-      .object({
-        density: fraction().default(0.5).describe('Share of each task vector kept, by magnitude'),
-        scale: z.number().gt(0).max(10).default(1),
-      })
-      .strict()
-      .prefault({}),
-    dare: z
-      .object({
-        density: fraction().default(0.5).describe('Share of each task vector kept at random, rescaled by 1/density'),
-        scale: z.number().gt(0).max(10).default(1),
-      })
-      .strict()
-      .prefault({}),
-    ensemble: z
-      .object({
-        topK: int(1, 64)
-          .optional()
-          .describe('Also score the ensemble of the top-k experts per token (top-1 and all always are)'),
-        priorSequences: int(1, 1_000).default(16).describe('Held-out sequences the cached prior averages over'),
-        priorDecay: fraction().default(0.3).describe('Weight of each new sequence in the prior’s moving average'),
-      })
-      .strict()
-      .prefault({}),
-    btx: z
-      .object({
-        topK: int(1, 64).default(2).describe('Experts each token runs through'),
-        router: z
-          .enum(['random', 'hidden'])
-          .default('hidden')
-          .describe("Router initialisation: random, or each domain's mean hidden state (mergekit-moe's hidden mode)"),
-        keepSeed: z.boolean().default(false).describe('Keep the seed as one more expert'),
-        finetune: MoeFinetune('sparse'),
-      })
-      .strict()
-      .prefault({}),
-    dsMoe: z
-      .object({
-        topK: int(1, 64).default(1).describe('Experts run per token at inference'),
-        threshold: z
-          .number()
-          .min(0)
-          .lt(1)
-          .default(0)
-          .describe('Run the experts with router probability at least this at inference (0: use topK)'),
-        finetune: MoeFinetune('dense'),
-      })
-      .strict()
-      .prefault({}),
-  })
-  .strict()
-  .prefault({});
 
 export const RunSpec = z
   .object({
@@ -164,6 +135,15 @@ export const RunSpec = z
       .optional()
       .describe('One entry per expert; by default one expert per domain with expertSteps updates'),
     expertSteps: int(1, 1_000_000).default(200).describe('Updates per expert when `experts` is not given'),
+    denseBaseline: z
+      .boolean()
+      .default(false)
+      .describe(
+        "Also train a compute-matched dense model: from scratch on the mixture, with the run's total training compute (seed, experts and the BTX fine-tune)",
+      ),
+    expertReplicas: int(1, 64)
+      .default(1)
+      .describe('Replicas per expert when `experts` is not given; they share the expert’s updates (Local-SGD)'),
     training: z
       .object({
         batchSize: int(1, 1024).default(16),
@@ -176,28 +156,44 @@ export const RunSpec = z
       })
       .strict()
       .default({ batchSize: 16, learningRate: 3e-3, warmupSteps: 30, checkpointEvery: 25, seed: 1 }),
-    localSgd: z
+    localSgd: LocalSgdSpec.default(LOCAL_SGD_DEFAULTS),
+    merge: z
       .object({
-        mode: z.enum(['sync', 'async']).default('sync'),
-        innerSteps: int(1, 100_000).default(32).describe('Inner steps between synchronisations (sync mode)'),
-        syncEverySeconds: z
-          .number()
-          .gt(0)
-          .max(3600)
-          .default(30)
-          .describe('Seconds between synchronisations (async mode)'),
-        outerLearningRate: z.number().gt(0).max(10).default(0.7),
-        outerMomentum: z.number().min(0).lt(1).default(0.9),
-      })
-      .strict()
-      .default({ mode: 'sync', innerSteps: 32, syncEverySeconds: 30, outerLearningRate: 0.7, outerMomentum: 0.9 }),
-    merge: MergeSettings,
-    baseline: z
-      .object({
-        dense: z
-          .boolean()
-          .default(false)
-          .describe('Also train a dense model on the mixture with the same total training compute as the run'),
+        methods: z
+          .array(z.enum(Object.keys(MERGE_METHODS) as [MergeMethod, ...MergeMethod[]]))
+          .min(1)
+          .default(['linear', 'posterior'])
+          .describe(`Merges to build from the experts: ${Object.keys(MERGE_METHODS).join(', ')}`),
+        scale: z.number().gt(0).max(10).default(1).describe('λ for task-arithmetic, ties and dare'),
+        density: z.number().gt(0).max(1).default(0.5).describe('ties: fraction of each task vector kept'),
+        dropRate: z.number().min(0).lt(1).default(0.5).describe('dare: probability of dropping each element'),
+        btx: z
+          .object({
+            topK: int(1, 64).default(2).describe('Experts each token runs through'),
+            router: z
+              .enum(['random', 'hidden'])
+              .default('hidden')
+              .describe(
+                "Router initialisation: random, or each domain's mean hidden state (mergekit-moe's hidden mode)",
+              ),
+            keepSeed: z.boolean().default(false).describe('Keep the seed as one more expert'),
+            finetune: MoeFinetune('sparse'),
+          })
+          .strict()
+          .prefault({}),
+        dsMoe: z
+          .object({
+            topK: int(1, 64).default(1).describe('Experts run per token at inference'),
+            threshold: z
+              .number()
+              .min(0)
+              .lt(1)
+              .default(0)
+              .describe('Run the experts with router probability at least this at inference (0: use topK)'),
+            finetune: MoeFinetune('dense'),
+          })
+          .strict()
+          .prefault({}),
       })
       .strict()
       .prefault({}),
@@ -214,7 +210,6 @@ export const RunSpec = z
     for (const [method, path, topK, experts] of [
       ['btx', ['merge', 'btx', 'topK'], spec.merge.btx.topK, moeExperts],
       ['ds-moe', ['merge', 'dsMoe', 'topK'], spec.merge.dsMoe.topK, expertCount],
-      ['ensemble', ['merge', 'ensemble', 'topK'], spec.merge.ensemble.topK ?? 1, expertCount],
     ] as const) {
       if (spec.merge.methods.includes(method) && topK > experts)
         context.addIssue({
@@ -223,6 +218,7 @@ export const RunSpec = z
           message: `top-k is ${topK} but the run has ${experts} experts`,
         });
     }
+
     names.forEach((name, index) => {
       if (names.indexOf(name) !== index)
         context.addIssue({ code: 'custom', path: ['domains', index], message: `domain "${name}" is listed twice` });
@@ -233,13 +229,6 @@ export const RunSpec = z
           code: 'custom',
           path: ['experts', index, 'domain'],
           message: `"${expert.domain}" is not one of the run's domains`,
-        });
-      }
-      if (expert.replicas > 1) {
-        context.addIssue({
-          code: 'custom',
-          path: ['experts', index, 'replicas'],
-          message: 'more than one replica per expert needs peer-to-peer sync, which this version does not have yet',
         });
       }
       if (spec.experts?.findIndex((other) => other.domain === expert.domain) !== index) {
@@ -257,6 +246,7 @@ export type RunSpecInput = z.input<typeof RunSpec>;
 /** A validated spec with every default filled in. */
 export type RunSpec = z.output<typeof RunSpec>;
 export type ExpertSpec = z.output<typeof ExpertSpec>;
+export type LocalSgdSpec = z.output<typeof LocalSgdSpec>;
 
 export function domainName(reference: string): string {
   const equals = reference.indexOf('=');
@@ -267,7 +257,11 @@ export function domainName(reference: string): string {
 export function expertsOf(spec: RunSpec): ExpertSpec[] {
   return (
     spec.experts ??
-    spec.domains.map((reference) => ({ domain: domainName(reference), steps: spec.expertSteps, replicas: 1 }))
+    spec.domains.map((reference) => ({
+      domain: domainName(reference),
+      steps: spec.expertSteps,
+      replicas: spec.expertReplicas,
+    }))
   );
 }
 
@@ -320,11 +314,15 @@ export function parseGrowRequest(input: unknown): z.output<typeof GrowRequest> {
  * finish in about ten minutes on a two-core machine with one worker per core.
  */
 export const DEMO_RUN: RunSpecInput = {
-  name: 'demo: seed → 4 Brown experts → merge → eval',
+  name: 'demo: seed → 4 Brown experts × 2 replicas → merge → eval',
   model: { preset: 'tiny' },
   domains: DEFAULT_DOMAINS,
   seed: { steps: 200 },
   expertSteps: 100,
+  // Two replicas per expert, meeting every 10 inner steps over peer links. Five rounds are
+  // too few for DiLoCo's outer momentum to settle: plain averaging does better (BENCHMARKS.md).
+  expertReplicas: 2,
+  localSgd: { innerSteps: 10, outerLearningRate: 1, outerMomentum: 0 },
   training: { batchSize: 16, learningRate: 3e-3, warmupSteps: 30, checkpointEvery: 25, seed: 1 },
   merge: { methods: ['linear', 'posterior'] },
   eval: { bytes: 16_384 },

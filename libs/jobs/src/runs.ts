@@ -34,10 +34,22 @@ export interface RunRecord {
 
 export interface RunMetric {
   job: string;
+  /** Which replica of the expert, when it has several. */
+  replica?: number;
   step: number;
   loss?: number;
   tokensPerSecond?: number;
   bitsPerByte?: Record<string, number>;
+  /** `round` for a point that reports a Local-SGD round (the fields below). */
+  kind?: 'round';
+  round?: number;
+  replicas?: number;
+  innerSteps?: number;
+  bytesSent?: number;
+  bytesReceived?: number;
+  compressionRatio?: number;
+  syncSeconds?: number;
+  computeSeconds?: number;
   time: string;
 }
 
@@ -154,6 +166,13 @@ export class RunStore {
   async recordMetric(id: string, metric: Omit<RunMetric, 'time'>): Promise<void> {
     const point = JSON.stringify({ ...metric, time: new Date().toISOString() });
     await this.redis.xadd(key.metrics(id), 'MAXLEN', '~', METRICS_MAX_LENGTH, '*', 'point', point);
+  }
+
+  /** Points recorded after stream entry `after` ('0' for all), with their entry ids, oldest first. */
+  async metricsSince(id: string, after: string, count = 2_000): Promise<{ id: string; point: RunMetric }[]> {
+    const start = after === '0' ? '-' : `(${after}`;
+    const entries = await this.redis.xrange(key.metrics(id), start, '+', 'COUNT', count);
+    return entries.map(([entryId, fields]) => ({ id: entryId, point: JSON.parse(fields[1]) }));
   }
 
   async metrics(id: string, count = 5_000): Promise<RunMetric[]> {

@@ -43,7 +43,7 @@ export class RunScheduler {
   readonly mergeQueue: Queue;
   private readonly flows: FlowProducer;
 
-  constructor(connection: Redis) {
+  constructor(readonly connection: Redis) {
     const options = { connection, streams: { events: { maxLen: EVENTS_MAX_LENGTH } } };
     this.runs = new RunStore(connection);
     this.trainQueue = new Queue(QUEUES.train, options);
@@ -67,16 +67,7 @@ export class RunScheduler {
   /** Adds the experts, merge and eval of a run whose seed is trained. Safe to call twice. */
   async branch(runId: string, spec: RunSpec): Promise<void> {
     const experts: FlowJob[] = expertsOf(spec).flatMap((expert) => expertJobs(runId, expert));
-    const dense: FlowJob[] = spec.baseline.dense
-      ? [
-          {
-            name: JOB_NAMES.dense,
-            queueName: QUEUES.train,
-            data: { runId, role: 'dense' } satisfies TrainJobData,
-            opts: { ...CHILD_JOB_OPTIONS, jobId: jobIds.dense(runId) },
-          },
-        ]
-      : [];
+    const dense = spec.denseBaseline ? [this.denseJob(runId)] : [];
     await this.flows.add(consolidationFlow(runId, spec, 0, experts, dense));
   }
 
@@ -110,6 +101,16 @@ export class RunScheduler {
     return { record: (await this.runs.get(runId)) as RunRecord, generation };
   }
 
+  private denseJob(runId: string): FlowJob {
+    const data: TrainJobData = { runId, role: 'dense' };
+    return {
+      name: JOB_NAMES.dense,
+      queueName: QUEUES.train,
+      data,
+      opts: { ...CHILD_JOB_OPTIONS, jobId: jobIds.dense(runId) },
+    };
+  }
+
   /** Every job of a run in pipeline order, including those not created yet. */
   async jobs(runId: string): Promise<JobView[]> {
     const record = await this.runs.get(runId);
@@ -126,7 +127,7 @@ export class RunScheduler {
           replica,
         })),
       ),
-      ...(record.spec.baseline.dense
+      ...(record.spec.denseBaseline
         ? [{ id: jobIds.dense(runId), name: JOB_NAMES.dense, queue: this.trainQueue }]
         : []),
       { id: jobIds.merge(runId, generation), name: JOB_NAMES.merge, queue: this.mergeQueue },

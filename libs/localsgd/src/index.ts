@@ -1,1 +1,5 @@
-export {};
+export * from './buckets.js';
+export * from './local-group.js';
+export * from './outer.js';
+export * from './penalty.js';
+export * from './replica.js';

@@ -6,7 +6,7 @@
  */
 import { feedForwardShapes, type ModelConfig, Rng } from '@grove/model';
 import { type NamedArrays, uniformWeights, weightedAverage } from './average.js';
-import { checkCompatible } from './method.js';
+import { checkShapes } from './methods/task-vectors.js';
 
 export interface BtxOptions {
   /** Experts each token runs through. */
@@ -36,7 +36,7 @@ export function assembleBtx(
   options: BtxOptions,
 ): { config: ModelConfig; weights: NamedArrays } {
   if (config.moe) throw new Error('BTX assembles dense experts; these are already a Mixture-of-Experts.');
-  checkCompatible({ base: seed, models: experts });
+  checkShapes(seed, experts);
   const sources = options.keepSeed ? [...experts, seed] : experts;
   const count = sources.length;
   if (!Number.isInteger(options.topK) || options.topK < 1 || options.topK > count) {

@@ -1,75 +1,67 @@
 /**
- * BTM's expert ensemble: p(x_t | x_<t) = Σ_{j ∈ top-k} p(x_t | x_<t, D=j) · p(D=j | x_<t), with the
- * domain posterior by Bayes' rule over the context, p(D=j | x_<t) ∝ p(x_<t | D=j) · p(D=j), and the
- * prior p(D=j) cached from a few held-out sequences.
+ * BTM's expert ensemble: at each position the experts' next-byte distributions are mixed
+ * with the domain posterior given the context so far, by Bayes' rule,
+ *   p(x_t | x_<t) = Σ_j p_j(x_t | x_<t) · p(D=j | x_<t),  p(D=j | x_<t) ∝ p(D=j) · Π_{s<t} p_j(x_s | x_<s),
+ * optionally over the top-k experts only. The prior p(D=j) is "cached": an EMA of the
+ * posteriors at the end of a few held-out sequences of the target domain.
+ *
+ * Everything works on token losses (−log p_j of each actual next byte), so it needs one
+ * forward pass per expert and nothing else.
  */
 
-export interface EnsembleOptions {
-  /** Experts mixed per token: the k likeliest under the posterior, renormalised (all when left out). */
-  topK?: number;
-  /** false: fixed weights (the prior) instead of the Bayes posterior, e.g. the uniform ensemble. */
-  bayes: boolean;
+/** losses[expert][position]: −log p_j(x_t | x_<t) in nats for one window. */
+export type WindowLosses = Float32Array[];
+
+/** The posterior over experts after a whole window, given `prior`. */
+export function windowPosterior(losses: WindowLosses, prior: number[]): number[] {
+  const scores = losses.map((row, j) => Math.log(prior[j]) - row.reduce((sum, loss) => sum + loss, 0));
+  return softmax(scores);
 }
 
-/**
- * Mixture log-probabilities of each token of `rows` windows of `length` tokens.
- * @param logProbabilities [expert][row · length + t]: log p(x_t | x_<t, D=j) in nats
- * @param prior p(D=j), summing to 1
- */
-export function ensembleLogProbabilities(
-  logProbabilities: Float32Array[],
-  rows: number,
-  length: number,
-  prior: number[],
-  options: EnsembleOptions,
-): Float32Array {
-  const experts = logProbabilities.length;
-  if (experts === 0) throw new Error('An ensemble needs at least one expert.');
-  if (prior.length !== experts) throw new Error(`Got a prior over ${prior.length} experts for ${experts} experts.`);
-  if (logProbabilities.some((values) => values.length !== rows * length))
-    throw new Error(`Every expert needs ${rows * length} token log-probabilities.`);
-  const topK = Math.min(options.topK ?? experts, experts);
-  const logPrior = prior.map(Math.log);
-  const mixture = new Float32Array(rows * length);
-  const order = [...Array(experts).keys()];
-  for (let row = 0; row < rows; row++) {
-    const context = new Float64Array(experts);
-    for (let t = 0; t < length; t++) {
-      const at = row * length + t;
-      const scores = order.map((j) => logPrior[j] + (options.bayes ? context[j] : 0));
-      const chosen = [...order].sort((a, b) => scores[b] - scores[a]).slice(0, topK);
-      const top = scores[chosen[0]];
-      let numerator = 0;
-      let denominator = 0;
-      for (const j of chosen) {
-        const weight = Math.exp(scores[j] - top);
-        denominator += weight;
-        numerator += weight * Math.exp(logProbabilities[j][at]);
-      }
-      mixture[at] = Math.log(numerator / denominator);
-      for (let j = 0; j < experts; j++) context[j] += logProbabilities[j][at];
-    }
-  }
-  return mixture;
-}
-
-/**
- * The cached prior: starting uniform, an exponential moving average (weight `alpha` on the new
- * value) of each held-out sequence's posterior, itself taken under the prior so far.
- * @param sequenceLogLikelihoods [sequence][expert]: log p(x | D=j) in nats
- */
-export function cachedPrior(sequenceLogLikelihoods: number[][], alpha = 0.3): number[] {
-  if (sequenceLogLikelihoods.length === 0) throw new Error('The cached prior needs at least one sequence.');
-  const experts = sequenceLogLikelihoods[0].length;
-  let prior: number[] = Array(experts).fill(1 / experts);
-  for (const row of sequenceLogLikelihoods) {
-    if (row.length !== experts) throw new Error('Every sequence needs one log-likelihood per expert.');
-    const scores = row.map((value, j) => value + Math.log(prior[j]));
-    const top = Math.max(...scores);
-    const exps = scores.map((score) => Math.exp(score - top));
-    const sum = exps.reduce((a, b) => a + b, 0);
-    // Never let an expert's prior reach exactly 0: its log would be −∞ for every later token.
-    prior = prior.map((value, j) => Math.max((1 - alpha) * value + (alpha * exps[j]) / sum, 1e-12));
+/** BTM's cached prior: EMA (α) of the end-of-window posteriors, from uniform. */
+export function cachedPrior(windows: WindowLosses[], experts: number, alpha = 0.3): number[] {
+  let prior = Array(experts).fill(1 / experts);
+  for (const window of windows) {
+    const posterior = windowPosterior(window, Array(experts).fill(1 / experts));
+    prior = prior.map((p, j) => (1 - alpha) * p + alpha * posterior[j]);
   }
   return prior;
+}
+
+/**
+ * Total loss in nats of the ensemble over one window: at each position the experts are
+ * weighted by their posterior given the window's earlier bytes (top-k of it when `topK` is
+ * smaller than the number of experts).
+ */
+export function ensembleWindowLoss(losses: WindowLosses, prior: number[], topK = losses.length): number {
+  const experts = losses.length;
+  const length = losses[0].length;
+  const logPosterior = prior.map(Math.log);
+  let total = 0;
+  for (let t = 0; t < length; t++) {
+    const weights = softmax(logPosterior);
+    const chosen = topK >= experts ? weights.map((_, j) => j) : topIndices(weights, topK);
+    const mass = chosen.reduce((sum, j) => sum + weights[j], 0);
+    // log Σ_j w_j p_j, computed stably around the likeliest expert.
+    const best = Math.min(...chosen.map((j) => losses[j][t]));
+    const mixture = chosen.reduce((sum, j) => sum + (weights[j] / mass) * Math.exp(best - losses[j][t]), 0);
+    total += best - Math.log(mixture);
+    for (let j = 0; j < experts; j++) logPosterior[j] -= losses[j][t];
+  }
+  return total;
+}
+
+function softmax(scores: number[]): number[] {
+  const top = Math.max(...scores);
+  const exps = scores.map((s) => Math.exp(s - top));
+  const sum = exps.reduce((a, b) => a + b, 0);
+  return exps.map((e) => e / sum);
+}
+
+function topIndices(values: number[], k: number): number[] {
+  return values
+    .map((value, index) => [value, index] as const)
+    .sort((a, b) => b[0] - a[0])
+    .slice(0, k)
+    .map(([, index]) => index);
 }

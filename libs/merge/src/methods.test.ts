@@ -1,95 +1,62 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import type { NamedArrays } from './average.js';
-import { MERGE_OPTION_DEFAULTS, type MergeInput } from './method.js';
-import { trimToDensity } from './methods/ties.js';
-import { PARAMETER_MERGES, parameterMerge } from './registry.js';
+import { dare, mergeAgainstBase, taskArithmetic, ties, trim } from './methods/index.js';
 
-const named = (values: number[]): NamedArrays => new Map([['w', Float32Array.from(values)]]);
-const values = (model: NamedArrays) => [...(model.get('w') as Float32Array)];
+const model = (values: number[]) => new Map([['w', Float32Array.from(values)]]);
+const values = (merged: Map<string, Float32Array>) => [...(merged.get('w') as Float32Array)];
 const close = (actual: number[], expected: number[]) => {
-  for (const [i, value] of actual.entries()) assert.ok(Math.abs(value - expected[i]) < 1e-6, `${actual} ≠ ${expected}`);
+  for (const [i, v] of actual.entries()) assert.ok(Math.abs(v - expected[i]) < 1e-6, `[${i}] ${v} vs ${expected[i]}`);
 };
 
-// τ1 = [1, −2, 3, 0.5], τ2 = [−1, 4, 1.5, 0.5] from the base [1, 1, 1, 1].
-const input: MergeInput = {
-  base: named([1, 1, 1, 1]),
-  models: [named([2, -1, 4, 1.5]), named([0, 5, 2.5, 1.5])],
-};
-const options = (overrides: Partial<typeof MERGE_OPTION_DEFAULTS>) => ({ ...MERGE_OPTION_DEFAULTS, ...overrides });
+describe('merge methods against the seed', () => {
+  const base = model([1, 1, 1, 1]);
+  // Task vectors: a = [2, -1, 0, 0.5], b = [1, 1, -3, 0.5]
+  const a = model([3, 0, 1, 1.5]);
+  const b = model([2, 2, -2, 1.5]);
 
-describe('merge methods', () => {
-  it('linear: the uniform or weighted mean', () => {
-    close(values(PARAMETER_MERGES.linear.merge(input, options({}))), [1, 2, 3.25, 1.5]);
-    close(values(PARAMETER_MERGES.linear.merge({ ...input, weights: [3, 1] }, options({}))), [1.5, 0.5, 3.625, 1.5]);
+  it('task arithmetic adds λ times the weighted mean of the task vectors', () => {
+    close(values(taskArithmetic(base, [a, b], [1, 1], 1)), [2.5, 1, -0.5, 1.5]);
+    close(values(taskArithmetic(base, [a, b], [3, 1], 2)), [1 + 2 * 1.75, 1 + 2 * -0.5, 1 + 2 * -0.75, 2]);
   });
 
-  it('posterior: the mean under the given posterior, which it requires', () => {
-    close(
-      values(PARAMETER_MERGES.posterior.merge({ ...input, weights: [0.25, 0.75] }, options({}))),
-      [0.5, 3.5, 2.875, 1.5],
+  it('TIES trims, elects the sign of the sum and averages the agreeing values', () => {
+    assert.deepEqual([...trim(Float32Array.from([2, -1, 0, 0.5]), 0.5)], [2, -1, 0, 0]);
+    // Density 1 (no trimming): sums [3, 0, −3, 1] elect signs [+, none, −, +]; element 1 has
+    // no sign and stays at the seed; the others average the values that agree.
+    close(values(ties(base, [a, b], 1, 1)), [1 + 1.5, 1, 1 - 3, 1 + 0.5]);
+    // Density 0.5: a keeps [2, −1, 0, 0]; b's magnitudes [1, 1, 3, 0.5] put the threshold at 1,
+    // and ties at it are kept: [1, 1, −3, 0]. Sums [3, 0, −3, 0] → [mean(2, 1), —, −3, —].
+    close(values(ties(base, [a, b], 0.5, 1)), [2.5, 1, -2, 1]);
+  });
+
+  it('DARE keeps each vector’s expectation and is reproducible from its seed', () => {
+    const big = model(Array(20_000).fill(0));
+    const expert = model(Array(20_000).fill(1));
+    const merged = values(dare(big, [expert], [1], 0.75, 1, 7));
+    const kept = merged.filter((v) => v !== 0);
+    assert.ok(
+      kept.every((v) => Math.abs(v - 4) < 1e-6),
+      'survivors are scaled by 1 / (1 − p)',
     );
-    assert.throws(() => PARAMETER_MERGES.posterior.merge(input, options({})), /needs the domain posterior/);
+    const mean = merged.reduce((s, v) => s + v, 0) / merged.length;
+    assert.ok(Math.abs(mean - 1) < 0.05, `mean ${mean}`);
+    assert.deepEqual(values(dare(big, [expert], [1], 0.75, 1, 7)), merged);
+    assert.notDeepEqual(values(dare(big, [expert], [1], 0.75, 1, 8)), merged);
+    // No drop: the weighted sum of the task vectors.
+    close(values(dare(base, [a, b], [1, 1], 0, 1, 1)), [2.5, 1, -0.5, 1.5]);
   });
 
-  it('task-arithmetic: base + λ Σ w_j τ_j, w_j = 1 unless given', () => {
-    // Σ τ = [0, 2, 4.5, 1]; λ = 0.25.
-    close(values(PARAMETER_MERGES['task-arithmetic'].merge(input, options({ scale: 0.25 }))), [1, 1.5, 2.125, 1.25]);
-    // Σ w·τ with w = (1, 3) = [−2, 10, 7.5, 2]; λ = 0.5.
-    close(
-      values(PARAMETER_MERGES['task-arithmetic'].merge({ ...input, weights: [1, 3] }, options({ scale: 0.5 }))),
-      [0, 6, 4.75, 2],
+  it('refuses experts that do not share the seed’s shape, and bad settings', () => {
+    assert.throws(() => taskArithmetic(base, [model([1, 2])], [1], 1), /2 values in expert 0 but 4/);
+    assert.throws(
+      () => taskArithmetic(base, [new Map([['v', Float32Array.from([1, 1, 1, 1])]])], [1], 1),
+      /no parameter "w"/,
     );
-  });
-
-  it('ties: trims to the largest half, elects signs, averages the agreeing entries', () => {
-    // Trimmed: τ1 → [0, −2, 3, 0], τ2 → [0, 4, 1.5, 0]. Entry 1: elected + (−1 + 2), only τ2
-    // agrees → 4. Entry 2: both agree → 2.25. Entries 0 and 3: trimmed away → 0.
-    close(values(PARAMETER_MERGES.ties.merge(input, options({ density: 0.5 }))), [1, 5, 3.25, 1]);
-    // Density 1 with opposing signs: entry 0 sums to 0 (no sign), the rest average their agreeing side.
-    close(values(PARAMETER_MERGES.ties.merge(input, options({ density: 1 }))), [1, 5, 3.25, 1.5]);
-  });
-
-  it('trims by magnitude, keeping entries tied at the threshold', () => {
-    assert.deepEqual([...trimToDensity(Float32Array.from([0.5, -3, 1, 2]), 0.5)], [0, -3, 0, 2]);
-    assert.deepEqual([...trimToDensity(Float32Array.from([1, -1, 1, 0]), 0.5)], [1, -1, 1, 0]);
-  });
-
-  it('dare: density 1 keeps the weighted sum of task vectors; otherwise each entry is dropped or rescaled by 1/density', () => {
-    close(values(PARAMETER_MERGES.dare.merge(input, options({ density: 1, scale: 2 }))), [1, 3, 5.5, 2]);
-    const size = 20_000;
-    const tau = Float32Array.from({ length: size }, (_, i) => 1 + (i % 7));
-    const single: MergeInput = {
-      base: new Map([['w', new Float32Array(size)]]),
-      models: [new Map([['w', tau]])],
-      weights: [1],
-    };
-    const merged = PARAMETER_MERGES.dare.merge(single, options({ density: 0.25, seed: 7 })).get('w') as Float32Array;
-    let kept = 0;
-    merged.forEach((value, i) => {
-      if (value === 0) return;
-      kept++;
-      assert.equal(value, tau[i] * 4);
-    });
-    assert.ok(Math.abs(kept / size - 0.25) < 0.02, `kept ${kept / size}`);
-    const again = PARAMETER_MERGES.dare.merge(single, options({ density: 0.25, seed: 7 })).get('w') as Float32Array;
-    assert.deepEqual(again, merged);
-    const other = PARAMETER_MERGES.dare.merge(single, options({ density: 0.25, seed: 8 })).get('w') as Float32Array;
-    assert.notDeepEqual(other, merged);
-  });
-
-  it('refuses incompatible models and bad options with one sentence', () => {
-    const mismatched = { ...input, models: [named([1, 2, 3, 4]), named([1, 2])] };
-    for (const method of Object.values(PARAMETER_MERGES)) {
-      assert.throws(
-        () => method.merge({ ...mismatched, weights: [1, 1] }, options({})),
-        /Parameter "w" has 2 values in model 1 but 4/,
-      );
-    }
-    const renamed = { ...input, models: [named([1, 2, 3, 4]), new Map([['v', new Float32Array(4)]])] };
-    assert.throws(() => PARAMETER_MERGES.ties.merge(renamed, options({})), /Model 1 has no parameter "w"/);
-    assert.throws(() => PARAMETER_MERGES.ties.merge(input, options({ density: 0 })), /density must be in \(0, 1\]/);
-    assert.throws(() => PARAMETER_MERGES.linear.merge({ ...input, weights: [1] }, options({})), /1 weights for 2/);
-    assert.throws(() => parameterMerge('slerp'), /Unknown merge method "slerp"; choose one of linear, posterior/);
+    assert.throws(() => ties(base, [a], 0, 1), /density/);
+    assert.throws(() => dare(base, [a], [1], 1, 1, 1), /drop rate/);
+    assert.throws(
+      () => mergeAgainstBase('ties', base, [], { scale: 1, density: 0.5, dropRate: 0.5, seed: 1 }),
+      /at least one expert/,
+    );
   });
 });

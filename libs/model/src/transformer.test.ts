@@ -130,6 +130,16 @@ describe('TransformerLM', () => {
     assert.throws(() => TransformerLM.fromArrays(micro, missing), /missing parameter "norm.weight"/);
   });
 
+  it('assigns weights in place without keeping a copy per assignment', () => {
+    const model = TransformerLM.create(micro, 4);
+    const other = TransformerLM.create(micro, 5).toArrays();
+    const before = tf.memory().numBytes;
+    for (let i = 0; i < 5; i++) model.assign(other);
+    assert.equal(tf.memory().numBytes, before);
+    assert.deepEqual(model.toArrays(), other);
+    model.dispose();
+  });
+
   it('starts near the uniform loss of ln(vocab)', () => {
     const model = TransformerLM.create(presetConfig('tiny'), 5);
     const tokens = tf.randomUniform([2, 128], 0, 256, 'int32') as tf.Tensor2D;

@@ -89,7 +89,11 @@ export class TransformerLM {
     for (const [name, variable] of this.params) {
       const array = values.get(name);
       if (!array) throw new Error(`Weights are missing parameter "${name}".`);
-      variable.assign(tf.tensor(array, variable.shape, 'float32'));
+      // The variable takes its own reference to the data; the temporary must go, or every
+      // assignment (each Local-SGD round) would leak a copy of the model.
+      const value = tf.tensor(array, variable.shape, 'float32');
+      variable.assign(value);
+      value.dispose();
     }
   }
 

@@ -133,11 +133,15 @@ export class Trainer {
     return this.step >= this.settings.steps;
   }
 
-  /** One optimizer update over `accumulation` micro-batches. */
-  trainStep(): StepReport {
+  /**
+   * One optimizer update over `accumulation` micro-batches. `scheduleStep` places it on the
+   * learning-rate schedule when that follows a larger clock than this trainer's own steps
+   * (a Local-SGD replica follows its group's progress).
+   */
+  trainStep(scheduleStep = this.step): StepReport {
     const { batchSize, accumulation, gradientClip } = this.settings;
     const length = this.model.config.contextLength;
-    const learningRate = learningRateAt(this.step, {
+    const learningRate = learningRateAt(scheduleStep, {
       peak: this.settings.learningRate,
       warmupSteps: this.settings.warmupSteps,
       totalSteps: this.settings.steps,

@@ -5,14 +5,17 @@ import { DEMO_RUN, stateFolder } from '@grove/jobs';
 import type { Command } from 'commander';
 import { apiClientFromEnv } from '../api-client.js';
 import { startCluster } from '../cluster.js';
+import { followLogs } from '../logs.js';
 import { positiveInteger } from '../options.js';
 import { printTable } from '../table.js';
-import { followRun, renderRun } from '../watch.js';
+import { followRun, renderBars, renderRun } from '../watch.js';
 
 export function registerService(program: Command): void {
   program
     .command('demo')
-    .description('Start a local cluster, run the built-in demo (seed → 4 experts → merge → eval) and print the table.')
+    .description(
+      'Start a local cluster, run the built-in demo (seed → 4 experts × 2 replicas → merge → eval) and print the table.',
+    )
     .option('--workers <n>', 'worker processes (default: one per core)', positiveInteger, cpus().length)
     .option('--json', 'end by printing the finished run record as JSON', false)
     .option('--spec <file>', 'run this spec (JSON) instead of the built-in demo')
@@ -21,7 +24,7 @@ export function registerService(program: Command): void {
       const state = stateFolder();
       const cluster = await startCluster({ stateFolder: state, workers: options.workers });
       process.stderr.write(
-        `cluster: api ${cluster.apiUrl}, redis ${cluster.redisUrl}, ${options.workers} workers; state in ${state}\n`,
+        `cluster: api ${cluster.apiUrl} (dashboard ${cluster.apiUrl}/ui), redis ${cluster.redisUrl}, ${options.workers} workers; state in ${state}\n`,
       );
       const stop = async () => {
         await cluster.stop();
@@ -106,7 +109,8 @@ export function registerService(program: Command): void {
     .argument('[id]', 'run id')
     .option('--api <url>', 'API base URL (default GROVE_API_URL or http://127.0.0.1:8080)')
     .option('--json', 'print JSON', false)
-    .action(async (id: string | undefined, options: { api?: string; json: boolean }) => {
+    .option('--follow', 'follow the run with live progress until it ends', false)
+    .action(async (id: string | undefined, options: { api?: string; json: boolean; follow: boolean }) => {
       const client = apiClientFromEnv(options.api);
       if (!id) {
         const { runs } = await client.runs();
@@ -118,9 +122,19 @@ export function registerService(program: Command): void {
         process.stdout.write(`${JSON.stringify(await client.run(id))}\n`);
         return;
       }
-      const run = await client.run(id);
-      process.stdout.write(`${renderRun(run).join('\n')}\n`);
+      const run = options.follow ? await followRun(client, id) : await client.run(id);
+      if (!options.follow)
+        process.stdout.write(`${(process.stdout.isTTY ? renderBars(run) : renderRun(run)).join('\n')}\n`);
       if (run.rows) printTable(run.rows);
+    });
+
+  program
+    .command('logs')
+    .description("Follow a run's events: job states, training steps, evaluations, Local-SGD rounds.")
+    .argument('<id>', 'run id')
+    .option('--api <url>', 'API base URL (default GROVE_API_URL or http://127.0.0.1:8080)')
+    .action(async (id: string, options: { api?: string }) => {
+      await followLogs(apiClientFromEnv(options.api), id, (line) => process.stdout.write(`${line}\n`));
     });
 }
 

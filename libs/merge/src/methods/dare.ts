@@ -1,25 +1,29 @@
-import { Rng } from '@grove/model';
-import { checkDensity, mergeTaskVectors, modelWeights, type ParameterMerge } from '../method.js';
-
 /**
- * DARE (Yu et al. 2024): drop each entry of each task vector with probability 1 − density and
- * rescale the survivors by 1 / density, so each vector keeps its expectation; then
- * θ = base + λ · Σ_j w_j τ'_j. The drop is seeded: the same options give the same model.
+ * DARE (Yu et al. 2024): drop each element of each task vector with probability `dropRate`
+ * and rescale the survivors by 1 / (1 − dropRate), so each vector keeps its expectation;
+ * then combine the sparse vectors by weighted sum. Seeded: the same seed, the same merge.
  */
-export const dare: ParameterMerge = {
-  name: 'dare',
-  description: 'randomly drop task-vector entries, rescale the rest, add their weighted sum',
-  merge(input, { scale, density, seed }) {
-    checkDensity(density);
-    const weights = modelWeights(input);
-    return mergeTaskVectors(input, scale, (taskVectors, name) => {
-      const sum = new Float32Array(taskVectors[0].length);
-      taskVectors.forEach((tau, j) => {
-        // One stream per (model, parameter): the result does not depend on parameter order.
-        const rng = new Rng(seed).fork(`${j}:${name}`);
-        for (let i = 0; i < sum.length; i++) if (rng.next() < density) sum[i] += (weights[j] * tau[i]) / density;
-      });
-      return sum;
+import { Rng } from '@grove/model';
+import type { NamedArrays } from '../average.js';
+import { mergeTaskVectors, weightedSum } from './task-vectors.js';
+
+export function dare(
+  base: NamedArrays,
+  experts: NamedArrays[],
+  weights: number[],
+  dropRate: number,
+  scale: number,
+  seed: number,
+): NamedArrays {
+  if (!(dropRate >= 0 && dropRate < 1)) throw new Error(`DARE drop rate must be in [0, 1); got ${dropRate}.`);
+  const rng = new Rng(seed);
+  const keepScale = 1 / (1 - dropRate);
+  return mergeTaskVectors(base, experts, scale, (_name, vectors) => {
+    const sparse = vectors.map((tau) => {
+      const out = new Float32Array(tau.length);
+      for (let i = 0; i < tau.length; i++) if (rng.next() >= dropRate) out[i] = tau[i] * keepScale;
+      return out;
     });
-  },
-};
+    return weightedSum(sparse, weights);
+  });
+}

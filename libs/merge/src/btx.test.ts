@@ -3,7 +3,6 @@ import { before, describe, it } from 'node:test';
 import { type ModelConfig, parameterShapes, presetConfig, selectBackend, TransformerLM } from '@grove/model';
 import * as tf from '@tensorflow/tfjs-core';
 import { assembleBtx, type BtxOptions } from './btx.js';
-import { cachedPrior, ensembleLogProbabilities } from './ensemble.js';
 
 const micro: ModelConfig = { ...presetConfig('tiny'), layers: 2, width: 16, heads: 2, ffnWidth: 32, contextLength: 8 };
 const options: BtxOptions = { topK: 2, keepSeed: false, router: 'random', balanceCoefficient: 0.01, seed: 1 };
@@ -82,43 +81,7 @@ describe('btx', () => {
     const other = TransformerLM.create({ ...micro, ffnWidth: 16 }, 5).toArrays();
     assert.throws(
       () => assembleBtx(micro, seed, [experts[0], other], options),
-      /Parameter "layers.0.ffn.up.weight" has 256 values in model 1 but 512/,
-    );
-  });
-});
-
-describe('ensemble', () => {
-  // Expert 0: p = 0.5 then 0.2; expert 1: p = 0.25 then 0.4.
-  const logProbabilities = [Float32Array.from([0.5, 0.2].map(Math.log)), Float32Array.from([0.25, 0.4].map(Math.log))];
-  const probabilities = (options: Parameters<typeof ensembleLogProbabilities>[4], prior = [0.5, 0.5]) =>
-    [...ensembleLogProbabilities(logProbabilities, 1, 2, prior, options)].map(Math.exp);
-  const close = (actual: number[], expected: number[]) => {
-    for (const [i, value] of actual.entries())
-      assert.ok(Math.abs(value - expected[i]) < 1e-6, `${actual} ≠ ${expected}`);
-  };
-
-  it('mixes by the Bayes posterior over the context', () => {
-    // t=0: the prior, (0.5 + 0.25)/2. t=1: posterior ∝ (0.5·0.5, 0.5·0.25) = (2/3, 1/3).
-    close(probabilities({ bayes: true }), [0.375, (2 / 3) * 0.2 + (1 / 3) * 0.4]);
-    // A prior of (0.2, 0.8): t=0 0.2·0.5 + 0.8·0.25; t=1 posterior ∝ (0.1, 0.2) = (1/3, 2/3).
-    close(probabilities({ bayes: true }, [0.2, 0.8]), [0.3, (1 / 3) * 0.2 + (2 / 3) * 0.4]);
-  });
-
-  it('keeps the top-k experts, renormalised; without Bayes the weights stay the prior', () => {
-    close(probabilities({ bayes: true, topK: 1 }, [0.6, 0.4]), [0.5, 0.2]);
-    close(probabilities({ bayes: true, topK: 1 }, [0.4, 0.6]), [0.25, 0.2]); // t=1: 0.4·0.5 > 0.6·0.25
-    close(probabilities({ bayes: false }), [0.375, 0.3]);
-  });
-
-  it('caches the prior as an EMA of sequence posteriors', () => {
-    // Sequence 1 under the uniform prior: posterior (e/(e+1), 1/(e+1)).
-    const first = Math.E / (Math.E + 1);
-    close(cachedPrior([[0, -1]], 0.3), [0.7 * 0.5 + 0.3 * first, 0.7 * 0.5 + 0.3 * (1 - first)]);
-    const prior = cachedPrior(Array(50).fill([0, -20]), 0.3);
-    assert.ok(prior[0] > 0.999 && prior[1] > 0);
-    assert.throws(
-      () => ensembleLogProbabilities(logProbabilities, 1, 2, [1], { bayes: true }),
-      /prior over 1 experts for 2/,
+      /Parameter "layers.0.ffn.up.weight" has 256 values in expert 1 but 512 in the base/,
     );
   });
 });

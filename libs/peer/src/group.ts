@@ -1,0 +1,329 @@
+/**
+ * One expert's replicas as a group: who takes part in each round (the roster, fixed through
+ * the rendezvous), the exchange of what each replica brings (its pseudo-gradient's norm and
+ * inner steps), and the bucket-by-bucket all-reduce. A member that dies or misbehaves
+ * mid-round ends that attempt; the survivors start the next attempt without it, so a round
+ * never waits on a dead peer.
+ */
+import { ProtocolError, ringAllReduce } from './allreduce.js';
+import { type Codec, codecId, decode, type ErrorFeedback, encode, parseCodec } from './codec.js';
+import { FrameKind } from './frame.js';
+import { PeerGoneError, RoundAbortedError } from './link.js';
+import type { PeerAddress, PeerNode } from './node.js';
+import type { Member, Rendezvous } from './rendezvous.js';
+
+/** What each replica declares about its pseudo-gradient before the exchange. */
+export interface Contribution {
+  rank: number;
+  norm: number;
+  steps: number;
+  finite: boolean;
+  /** The round whose result this replica started from. */
+  baseRound: number;
+}
+
+export interface GroupSettings {
+  codec: Codec;
+  /** Longest wait for a member's contribution (a sync-mode straggler may still be computing). */
+  contributionTimeoutMs: number;
+  /** Longest wait for one all-reduce frame from a live neighbour. */
+  frameTimeoutMs: number;
+  maxAttempts: number;
+  /** Longest wait for a link to a roster member; a member that cannot be reached is left out. */
+  connectTimeoutMs?: number;
+  log: (message: string) => void;
+}
+
+export interface RoundRequest {
+  epoch: number;
+  round: number;
+  contribution: Contribution;
+  /**
+   * The buckets of this replica's pseudo-gradient, in the group's fixed order. Each is
+   * computed when its turn comes, so a round holds one bucket of Δ at a time.
+   */
+  buckets: { name: string; length: number; values(): Float32Array }[];
+  /** Carries this replica's quantisation residual from round to round, when set. */
+  errorFeedback?: ErrorFeedback;
+  /** How much each member's Δ counts, from everyone's contributions; the same on every replica. */
+  scales(contributions: Contribution[]): Map<number, number>;
+}
+
+export type RoundOutcome =
+  | {
+      kind: 'reduced';
+      roster: number[];
+      attempts: number;
+      contributions: Contribution[];
+      scales: Map<number, number>;
+      /** Σ_i scale_i · Δ_i per bucket, bit-identical on every member. */
+      sums: Float32Array[];
+    }
+  | { kind: 'excluded'; roster: number[] };
+
+export class ReplicaGroup {
+  /**
+   * Member incarnations that failed a round: a dead replica's record outlives it until its
+   * heartbeat expires, and must not be proposed again meanwhile. A retried job registers a
+   * new session and is welcome back.
+   */
+  private readonly failedSessions = new Set<string>();
+
+  constructor(
+    readonly node: PeerNode,
+    readonly rendezvous: Rendezvous,
+    readonly settings: GroupSettings,
+  ) {}
+
+  private forget(members: Member[], failed: Set<number>): void {
+    for (const m of members) if (failed.has(m.rank) && m.rank !== this.node.rank) this.failedSessions.add(m.session);
+  }
+
+  async round(request: RoundRequest): Promise<RoundOutcome> {
+    const failed = new Set<number>();
+    let previous: number[] | undefined;
+    let members: Member[] = [];
+    for (let attempt = 0; attempt < this.settings.maxAttempts; attempt++) {
+      if (attempt > 0) this.forget(members, failed);
+      members = await this.rendezvous.liveMembers();
+      const eligible = new Set(
+        members
+          .filter((m) => m.active && m.epoch === request.epoch && !this.failedSessions.has(m.session))
+          .map((m) => m.rank),
+      );
+      eligible.add(this.node.rank);
+      const proposal = (previous ?? [...eligible]).filter((rank) => eligible.has(rank) && !failed.has(rank));
+      const roster = (
+        await this.rendezvous.roster(
+          request.epoch,
+          request.round,
+          attempt,
+          proposal.sort((a, b) => a - b),
+        )
+      )
+        .slice()
+        .sort((a, b) => a - b);
+      if (!roster.includes(this.node.rank)) return { kind: 'excluded', roster };
+      try {
+        return { ...(await this.attempt(request, attempt, roster, members)), attempts: attempt + 1 };
+      } catch (error) {
+        if (!(error instanceof PeerGoneError || error instanceof RoundAbortedError || error instanceof ProtocolError)) {
+          throw error;
+        }
+        if (error instanceof RoundAbortedError) for (const rank of error.failed) failed.add(rank);
+        else failed.add(error.rank);
+        failed.delete(this.node.rank);
+        this.settings.log(`round ${request.round} attempt ${attempt} failed: ${error.message}`);
+        await this.abort(request, attempt, roster, [...failed]);
+        previous = roster;
+      }
+    }
+    throw new Error(`Round ${request.round} failed ${this.settings.maxAttempts} times; giving up on this group.`);
+  }
+
+  private async attempt(request: RoundRequest, attempt: number, roster: number[], members: Member[]) {
+    const peers = roster.filter((rank) => rank !== this.node.rank);
+    const address = new Map(members.map((m) => [m.rank, m.url]));
+    const timeout = this.settings.connectTimeoutMs;
+    await Promise.all(peers.map((rank) => this.node.connect({ rank, url: address.get(rank) }, timeout)));
+    const watch = this.watchMembers(request.epoch, peers);
+    const contributions = await this.exchangeContributions(request, attempt, peers).finally(watch);
+    const scales = request.scales(contributions);
+    const own = scales.get(this.node.rank) ?? 0;
+    const context = {
+      node: this.node,
+      ring: roster,
+      round: request.round,
+      attempt,
+      codec: this.settings.codec,
+      timeoutMs: this.settings.frameTimeoutMs,
+    };
+    const sums: Float32Array[] = [];
+    for (const bucket of request.buckets) {
+      // An excluded Δ contributes exact zeros (never 0 · NaN).
+      let scaled: Float32Array = new Float32Array(bucket.length);
+      if (own !== 0) {
+        const values = bucket.values();
+        for (let i = 0; i < scaled.length; i++) scaled[i] = own * values[i];
+      }
+      const feedback = request.errorFeedback;
+      if (feedback && own !== 0) {
+        scaled = feedback.compensate(bucket.name, scaled);
+        feedback.remember(
+          bucket.name,
+          scaled,
+          decode(encode(scaled, this.settings.codec), this.settings.codec, scaled.length),
+        );
+      }
+      sums.push(await ringAllReduce(context, bucket.name, scaled));
+    }
+    return { kind: 'reduced' as const, roster, contributions, scales, sums };
+  }
+
+  /**
+   * While contributions are awaited (a sync-mode straggler can take long), a member that
+   * leaves the rendezvous or stops being active ends the wait for it. Returns the stopper.
+   */
+  private watchMembers(epoch: number, peers: number[]): () => void {
+    const timer = setInterval(() => {
+      this.rendezvous
+        .liveMembers()
+        .then((members) => {
+          const present = new Set(members.filter((m) => m.active && m.epoch === epoch).map((m) => m.rank));
+          for (const rank of peers) {
+            if (!present.has(rank)) this.node.interrupt(rank, new PeerGoneError(rank, 'it left the group'));
+          }
+        })
+        .catch(() => {});
+    }, 2_000);
+    return () => clearInterval(timer);
+  }
+
+  /** Every member sends its contribution to every other; all end with the same list. */
+  private async exchangeContributions(request: RoundRequest, attempt: number, peers: number[]) {
+    const position = { round: request.round, attempt };
+    const payload = new TextEncoder().encode(JSON.stringify(request.contribution));
+    const header = {
+      ...position,
+      kind: FrameKind.meta,
+      codec: codecId(this.settings.codec),
+      tensor: 'meta',
+      shard: 0,
+      shards: 1,
+      elements: 0,
+    };
+    const received = await Promise.all(
+      peers.map(async (rank) => {
+        const [, frame] = await Promise.all([
+          this.node.send(rank, header, payload),
+          this.node.receive(rank, { ...position, kind: FrameKind.meta }, this.settings.contributionTimeoutMs),
+        ]);
+        return parseContribution(rank, frame.payload, this.node);
+      }),
+    );
+    return [request.contribution, ...received].sort((a, b) => a.rank - b.rank);
+  }
+
+  private async abort(request: RoundRequest, attempt: number, roster: number[], failed: number[]): Promise<void> {
+    const payload = new TextEncoder().encode(JSON.stringify(failed));
+    const header = {
+      round: request.round,
+      attempt,
+      kind: FrameKind.abort,
+      codec: codecId(this.settings.codec),
+      tensor: 'abort',
+      shard: 0,
+      shards: 1,
+      elements: 0,
+    };
+    await Promise.allSettled(
+      roster
+        .filter((rank) => rank !== this.node.rank && this.node.link(rank))
+        .map((rank) => this.node.send(rank, header, payload)),
+    );
+  }
+}
+
+function parseContribution(rank: number, payload: Uint8Array, node: PeerNode): Contribution {
+  let value: Partial<Contribution>;
+  try {
+    value = JSON.parse(new TextDecoder().decode(payload));
+  } catch {
+    value = {};
+  }
+  const valid =
+    value.rank === rank &&
+    (typeof value.norm === 'number' || (value.norm === null && value.finite === false)) &&
+    Number.isInteger(value.steps) &&
+    typeof value.finite === 'boolean' &&
+    Number.isInteger(value.baseRound);
+  if (!valid) {
+    node.disconnect(rank, 'malformed contribution');
+    throw new ProtocolError(rank, 'malformed contribution');
+  }
+  // JSON has no NaN: a non-finite norm arrives as null and is declared non-finite.
+  return { ...(value as Contribution), norm: value.norm ?? Number.NaN };
+}
+
+export type NamedArrays = Map<string, Float32Array>;
+
+/** Everything a joiner needs to take part in the next round. */
+export interface GroupState {
+  epoch: number;
+  /** Rounds the group has completed; `params` is their result. */
+  round: number;
+  /** Inner steps contributed so far, summed over replicas. */
+  steps: number;
+  params: NamedArrays;
+  momentum: NamedArrays;
+  /** Small JSON state of the outer loop (penalty statistics, the round clock). */
+  extra: Record<string, unknown>;
+}
+
+const STATE_POSITION = { round: 0, attempt: 0, shard: 0, shards: 1 };
+const FP32 = codecId(parseCodec('fp32'));
+
+/** Lets `node` answer late joiners with whatever `current` returns at the time they ask. */
+export function serveGroupState(node: PeerNode, current: () => GroupState | undefined): void {
+  node.stateProvider = () => {
+    const state = current();
+    if (!state) return undefined;
+    const tensors = [
+      ...[...state.params].map(([name, values]) => [`param/${name}`, values] as const),
+      ...[...state.momentum].map(([name, values]) => [`momentum/${name}`, values] as const),
+    ];
+    const { params: _params, momentum: _momentum, ...summary } = state;
+    const end = new TextEncoder().encode(JSON.stringify(summary));
+    return [
+      ...tensors.map(([tensor, values]) => ({
+        header: { ...STATE_POSITION, kind: FrameKind.state, codec: FP32, tensor, elements: values.length },
+        payload: new Uint8Array(values.buffer, values.byteOffset, values.byteLength),
+      })),
+      {
+        header: { ...STATE_POSITION, kind: FrameKind.stateEnd, codec: FP32, tensor: 'state', elements: 0 },
+        payload: end,
+      },
+    ];
+  };
+}
+
+/** Asks `peer` for the group's state and waits for all of it. */
+export async function fetchGroupState(node: PeerNode, peer: PeerAddress, timeoutMs: number): Promise<GroupState> {
+  await node.connect(peer, timeoutMs, true);
+  await node.send(
+    peer.rank,
+    { ...STATE_POSITION, kind: FrameKind.stateRequest, codec: FP32, tensor: 'state', elements: 0 },
+    new Uint8Array(0),
+  );
+  const params: NamedArrays = new Map();
+  const momentum: NamedArrays = new Map();
+  for (;;) {
+    const frame = await node.receive(peer.rank, { ...STATE_POSITION, kind: FrameKind.state }, timeoutMs);
+    const { header, payload } = frame;
+    if (header.kind === FrameKind.stateEnd) return { ...parseSummary(peer.rank, payload), params, momentum };
+    if (payload.byteLength !== header.elements * 4)
+      throw new ProtocolError(peer.rank, `state tensor ${header.tensor} has the wrong size`);
+    const values = new Float32Array(payload.slice().buffer);
+    const [section, ...rest] = header.tensor.split('/');
+    const name = rest.join('/');
+    if (section === 'param') params.set(name, values);
+    else if (section === 'momentum') momentum.set(name, values);
+    else throw new ProtocolError(peer.rank, `unknown state tensor ${header.tensor}`);
+  }
+}
+
+function parseSummary(rank: number, payload: Uint8Array): Omit<GroupState, 'params' | 'momentum'> {
+  let summary: Partial<GroupState> | undefined;
+  try {
+    summary = JSON.parse(new TextDecoder().decode(payload));
+  } catch {
+    summary = undefined;
+  }
+  const valid =
+    Number.isInteger(summary?.epoch) &&
+    Number.isInteger(summary?.round) &&
+    Number.isInteger(summary?.steps) &&
+    typeof summary?.extra === 'object';
+  if (!valid) throw new ProtocolError(rank, 'malformed state summary');
+  return summary as Omit<GroupState, 'params' | 'momentum'>;
+}

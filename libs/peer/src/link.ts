@@ -1,0 +1,262 @@
+/**
+ * One WebSocket link to one peer: frames in and out, a heartbeat that notices a dead peer
+ * in seconds, bounded buffering both ways. Incoming frames wait in a small mailbox until
+ * the round protocol asks for them; nothing is applied until it has been checked.
+ */
+import type WebSocket from 'ws';
+import { type Frame, FrameKind } from './frame.js';
+
+/** Where a frame belongs: the round, and the attempt at that round (bumped when a member fails). */
+export interface RoundPosition {
+  round: number;
+  attempt: number;
+}
+
+/** The frame a receiver expects next from a peer; kind `state` takes the next `state` or `stateEnd` frame. */
+export interface Expectation extends RoundPosition {
+  kind: FrameKind;
+  tensor?: string;
+  shard?: number;
+}
+
+export class PeerGoneError extends Error {
+  constructor(
+    readonly rank: number,
+    reason: string,
+  ) {
+    super(`Peer ${rank} is gone: ${reason}.`);
+    this.name = 'PeerGoneError';
+  }
+}
+
+export class RoundAbortedError extends Error {
+  constructor(
+    readonly rank: number,
+    position: RoundPosition,
+    /** The members the aborting peer found dead. */
+    readonly failed: number[],
+  ) {
+    super(`Peer ${rank} abandoned round ${position.round} (attempt ${position.attempt}).`);
+    this.name = 'RoundAbortedError';
+  }
+}
+
+/** An abort frame's payload: the ranks its sender found dead, as a JSON array. */
+export function failedRanksOf(payload: Uint8Array): number[] {
+  try {
+    const ranks = JSON.parse(new TextDecoder().decode(payload));
+    return Array.isArray(ranks) ? ranks.filter((rank) => Number.isInteger(rank) && rank >= 0) : [];
+  } catch {
+    return [];
+  }
+}
+
+export interface LinkOptions {
+  heartbeatMs: number;
+  deadAfterMs: number;
+  /** Bytes `send` may leave queued in the socket before it waits for them to drain. */
+  highWaterMark: number;
+  /** Frames a peer may have waiting here before it counts as misbehaving. */
+  maxQueuedFrames: number;
+  log: (message: string) => void;
+}
+
+export interface LinkStats {
+  bytesSent: number;
+  bytesReceived: number;
+  /** Of bytesSent: group state sent to joiners, outside any round. */
+  stateBytesSent: number;
+  framesRejected: number;
+}
+
+interface Waiter {
+  expect: Expectation;
+  resolve(frame: Frame): void;
+  reject(error: Error): void;
+  timer: NodeJS.Timeout;
+}
+
+export const comparePositions = (a: RoundPosition, b: RoundPosition) => a.round - b.round || a.attempt - b.attempt;
+
+export class PeerLink {
+  readonly stats: LinkStats = { bytesSent: 0, bytesReceived: 0, stateBytesSent: 0, framesRejected: 0 };
+  private readonly mailbox: Frame[] = [];
+  private waiter?: Waiter;
+  private lastHeard = Date.now();
+  private readonly heartbeat: NodeJS.Timeout;
+  private failure?: PeerGoneError;
+
+  constructor(
+    readonly rank: number,
+    private readonly socket: WebSocket,
+    private readonly options: LinkOptions,
+    /** Turns raw bytes into a checked frame, or throws; the node owns the checks. */
+    private readonly check: (bytes: Uint8Array) => Frame,
+    /** Frames that are requests rather than round traffic (a late joiner asking for state). */
+    private readonly onRequest: (link: PeerLink, frame: Frame) => void,
+  ) {
+    socket.binaryType = 'nodebuffer';
+    socket.on('message', (data: Buffer, isBinary) => this.receive(data, isBinary));
+    socket.on('pong', () => {
+      this.lastHeard = Date.now();
+    });
+    socket.on('close', (code, reason) => this.fail(`connection closed (${code}${reason.length ? ` ${reason}` : ''})`));
+    socket.on('error', (error) => this.fail(error.message));
+    this.heartbeat = setInterval(() => {
+      if (Date.now() - this.lastHeard > options.deadAfterMs) {
+        this.fail(`silent for more than ${options.deadAfterMs} ms`);
+        return;
+      }
+      socket.ping();
+    }, options.heartbeatMs);
+    this.heartbeat.unref();
+  }
+
+  get alive(): boolean {
+    return this.failure === undefined;
+  }
+
+  /**
+   * Queues one encoded frame, first waiting while the socket holds more than the high-water
+   * mark: what a link buffers stays bounded, and a burst of small frames goes out at once.
+   */
+  async send(bytes: Uint8Array): Promise<void> {
+    if (this.failure) throw this.failure;
+    while (this.socket.bufferedAmount > this.options.highWaterMark) {
+      await new Promise((resolve) => setTimeout(resolve, 2));
+      if (this.failure) throw this.failure;
+    }
+    this.stats.bytesSent += bytes.byteLength;
+    if (bytes[5] === FrameKind.state || bytes[5] === FrameKind.stateEnd) this.stats.stateBytesSent += bytes.byteLength;
+    this.socket.send(bytes, { binary: true }, (error) => {
+      if (error) this.fail(error.message);
+    });
+  }
+
+  /**
+   * The next frame of `expect`'s round from this peer. Frames of earlier rounds or attempts
+   * are stale and dropped; one of this round that is not the expected frame is a protocol
+   * violation and ends the link; an `abort` of this round rejects with RoundAbortedError.
+   */
+  next(expect: Expectation, timeoutMs: number): Promise<Frame> {
+    // A wait left over from an abandoned attempt gives way to the new one.
+    if (this.waiter) this.settle(this.waiter, new Error(`A newer wait on peer ${this.rank} replaced this one.`));
+    return new Promise<Frame>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.waiter = undefined;
+        reject(new PeerGoneError(this.rank, `no frame within ${timeoutMs} ms`));
+      }, timeoutMs);
+      this.waiter = { expect, resolve, reject, timer };
+      this.deliver();
+    });
+  }
+
+  /** Ends a pending wait with `error` (the peer left the group another way). */
+  interrupt(error: Error): void {
+    if (this.waiter) this.settle(this.waiter, error);
+  }
+
+  close(reason = 'closing'): void {
+    if (this.socket.readyState === this.socket.OPEN) this.socket.close(1000);
+    this.fail(reason);
+  }
+
+  private receive(data: Buffer, isBinary: boolean): void {
+    this.lastHeard = Date.now();
+    this.stats.bytesReceived += data.byteLength;
+    if (!isBinary) {
+      this.reject('a text message');
+      return;
+    }
+    let frame: Frame;
+    try {
+      frame = this.check(new Uint8Array(data.buffer, data.byteOffset, data.byteLength));
+    } catch (error) {
+      this.reject(error instanceof Error ? error.message : String(error));
+      return;
+    }
+    if (frame.header.kind === FrameKind.stateRequest) {
+      this.onRequest(this, frame);
+      return;
+    }
+    if (this.mailbox.length >= this.options.maxQueuedFrames) {
+      this.reject('too many frames waiting');
+      return;
+    }
+    this.mailbox.push(frame);
+    this.deliver();
+  }
+
+  /** A frame that fails a check is never applied: log it and end the link, which fails the round attempt. */
+  private reject(reason: string): void {
+    this.stats.framesRejected++;
+    this.options.log(`rejected a frame from peer ${this.rank}: ${reason}`);
+    this.close(`sent a bad frame (${reason})`);
+  }
+
+  private deliver(): void {
+    const waiter = this.waiter;
+    if (!waiter) return;
+    if (this.failure) {
+      this.settle(waiter, this.failure);
+      return;
+    }
+    if (waiter.expect.kind === FrameKind.state) {
+      // State answers a request, outside any round: take the next state frame wherever it waits.
+      const index = this.mailbox.findIndex((f) =>
+        [FrameKind.state, FrameKind.stateEnd, FrameKind.abort].includes(f.header.kind as 5 | 6 | 7),
+      );
+      if (index < 0) return;
+      const [frame] = this.mailbox.splice(index, 1);
+      if (frame.header.kind === FrameKind.abort)
+        this.settle(waiter, new PeerGoneError(this.rank, 'it has no state yet'));
+      else this.settle(waiter, frame);
+      return;
+    }
+    while (this.mailbox.length > 0) {
+      const frame = this.mailbox[0];
+      const order = comparePositions(frame.header, waiter.expect);
+      if (order > 0) return; // A later round: keep it for then.
+      this.mailbox.shift();
+      if (order < 0) {
+        this.options.log(`dropped a stale frame from peer ${this.rank} (round ${frame.header.round})`);
+        continue;
+      }
+      if (frame.header.kind === FrameKind.abort) {
+        this.settle(waiter, new RoundAbortedError(this.rank, waiter.expect, failedRanksOf(frame.payload)));
+        return;
+      }
+      const { kind, tensor, shard } = waiter.expect;
+      const matches =
+        frame.header.kind === kind &&
+        (tensor === undefined || frame.header.tensor === tensor) &&
+        (shard === undefined || frame.header.shard === shard);
+      if (!matches) {
+        this.reject(
+          `expected kind ${kind} ${tensor ?? ''}#${shard ?? ''}, got kind ${frame.header.kind} ${frame.header.tensor}#${frame.header.shard}`,
+        );
+        return;
+      }
+      this.settle(waiter, frame);
+      return;
+    }
+  }
+
+  private settle(waiter: Waiter, outcome: Frame | Error): void {
+    clearTimeout(waiter.timer);
+    this.waiter = undefined;
+    if (outcome instanceof Error) waiter.reject(outcome);
+    else waiter.resolve(outcome);
+  }
+
+  private fail(reason: string): PeerGoneError {
+    if (!this.failure) {
+      this.failure = new PeerGoneError(this.rank, reason);
+      clearInterval(this.heartbeat);
+      this.mailbox.length = 0;
+      if (this.socket.readyState === this.socket.OPEN) this.socket.terminate();
+    }
+    if (this.waiter) this.settle(this.waiter, this.failure);
+    return this.failure;
+  }
+}

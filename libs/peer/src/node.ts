@@ -1,0 +1,273 @@
+/**
+ * A replica's end of the peer network: a WebSocket server other replicas of the same expert
+ * dial (authenticated at upgrade with the run's secret), links to the peers it dials itself,
+ * and typed send/receive of checked frames. One node per replica process.
+ */
+import { createHash, timingSafeEqual } from 'node:crypto';
+import { createServer, type IncomingMessage, type Server } from 'node:http';
+import type { AddressInfo, Socket } from 'node:net';
+import WebSocket, { WebSocketServer } from 'ws';
+import { decodeFrame, encodeFrame, type Frame, type FrameHeader, FrameKind, MAX_FRAME_OVERHEAD } from './frame.js';
+import { type Expectation, type LinkOptions, type LinkStats, PeerGoneError, PeerLink } from './link.js';
+
+export interface PeerNodeOptions {
+  run: string;
+  expert: string;
+  rank: number;
+  /** Shared by the replicas of a run; a peer without it is refused at upgrade. */
+  secret: string;
+  /** Where to accept connections; `false` for a replica that can only dial out. */
+  listen?: { host: string; port?: number } | false;
+  /** The host name peers should dial, when it differs from the listening interface. */
+  advertiseHost?: string;
+  /** Largest frame payload accepted, in bytes. */
+  maxPayload?: number;
+  heartbeatMs?: number;
+  deadAfterMs?: number;
+  highWaterMark?: number;
+  log?: (message: string) => void;
+}
+
+export interface PeerAddress {
+  rank: number;
+  url?: string;
+}
+
+const PEER_PATH = '/peer';
+
+export const PEER_DEFAULTS = {
+  maxPayload: 64 * 1024 * 1024,
+  heartbeatMs: 1_000,
+  deadAfterMs: 5_000,
+  highWaterMark: 8 * 1024 * 1024,
+  maxQueuedFrames: 256,
+  dialTimeoutMs: 10_000,
+};
+
+export class PeerNode {
+  readonly rank: number;
+  readonly url: string | undefined;
+  /** Answers `stateRequest` frames; set by the Local-SGD loop once it holds the group's state. */
+  stateProvider?: () => { header: Omit<FrameHeader, 'run' | 'expert'>; payload: Uint8Array }[] | undefined;
+  private readonly links = new Map<number, PeerLink>();
+  private readonly arrivals = new Map<number, ((link: PeerLink) => void)[]>();
+  private readonly retired: LinkStats = { bytesSent: 0, bytesReceived: 0, stateBytesSent: 0, framesRejected: 0 };
+  private readonly linkOptions: LinkOptions;
+  private readonly maxPayload: number;
+
+  private constructor(
+    private readonly options: PeerNodeOptions,
+    private readonly server: Server | undefined,
+    private readonly wss: WebSocketServer | undefined,
+    url: string | undefined,
+  ) {
+    this.rank = options.rank;
+    this.url = url;
+    this.maxPayload = options.maxPayload ?? PEER_DEFAULTS.maxPayload;
+    this.linkOptions = {
+      heartbeatMs: options.heartbeatMs ?? PEER_DEFAULTS.heartbeatMs,
+      deadAfterMs: options.deadAfterMs ?? PEER_DEFAULTS.deadAfterMs,
+      highWaterMark: options.highWaterMark ?? PEER_DEFAULTS.highWaterMark,
+      maxQueuedFrames: PEER_DEFAULTS.maxQueuedFrames,
+      log: options.log ?? (() => {}),
+    };
+  }
+
+  static async start(options: PeerNodeOptions): Promise<PeerNode> {
+    const listen = options.listen ?? { host: '127.0.0.1', port: 0 };
+    if (listen === false) return new PeerNode(options, undefined, undefined, undefined);
+    const maxPayload = (options.maxPayload ?? PEER_DEFAULTS.maxPayload) + MAX_FRAME_OVERHEAD;
+    const server = createServer((_request, response) => response.writeHead(426).end('WebSocket peers only\n'));
+    const wss = new WebSocketServer({ noServer: true, perMessageDeflate: false, maxPayload });
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(listen.port ?? 0, listen.host, resolve);
+    });
+    const { port } = server.address() as AddressInfo;
+    const host = options.advertiseHost ?? listen.host;
+    const node = new PeerNode(
+      options,
+      server,
+      wss,
+      `ws://${host.includes(':') ? `[${host}]` : host}:${port}${PEER_PATH}`,
+    );
+    server.on('upgrade', (request, socket, head) => node.upgrade(request, socket as Socket, head));
+    return node;
+  }
+
+  /**
+   * A live link to `peer`. Of two replicas the higher rank dials the lower one when that
+   * one listens (otherwise the other way round), so a pair never opens two links.
+   */
+  async connect(peer: PeerAddress, timeoutMs = PEER_DEFAULTS.dialTimeoutMs, initiate = false): Promise<PeerLink> {
+    const existing = this.links.get(peer.rank);
+    if (existing?.alive) return existing;
+    // `initiate`: this side has news for a peer that cannot know it (a joiner asking for state).
+    const dial = peer.url !== undefined && (initiate || this.rank > peer.rank || this.url === undefined);
+    if (dial) return this.dial(peer.rank, peer.url as string, timeoutMs);
+    if (this.url === undefined) throw new PeerGoneError(peer.rank, 'neither replica accepts connections');
+    return this.awaitArrival(peer.rank, timeoutMs);
+  }
+
+  link(rank: number): PeerLink | undefined {
+    const link = this.links.get(rank);
+    return link?.alive ? link : undefined;
+  }
+
+  async send(rank: number, header: Omit<FrameHeader, 'run' | 'expert'>, payload: Uint8Array): Promise<void> {
+    const link = this.links.get(rank);
+    if (!link) throw new PeerGoneError(rank, 'not connected');
+    await link.send(encodeFrame({ ...header, run: this.options.run, expert: this.options.expert }, payload));
+  }
+
+  async receive(rank: number, expect: Expectation, timeoutMs: number): Promise<Frame> {
+    const link = this.links.get(rank);
+    if (!link) throw new PeerGoneError(rank, 'not connected');
+    return link.next(expect, timeoutMs);
+  }
+
+  /** Bytes sent and received over every link this node has had. */
+  stats(): LinkStats {
+    const total = { ...this.retired };
+    for (const link of this.links.values()) {
+      total.bytesSent += link.stats.bytesSent;
+      total.bytesReceived += link.stats.bytesReceived;
+      total.stateBytesSent += link.stats.stateBytesSent;
+      total.framesRejected += link.stats.framesRejected;
+    }
+    return total;
+  }
+
+  /**
+   * Raises how long a peer may stay silent before it counts as dead (never below the
+   * default): a peer busy with a long training step answers pings only between steps.
+   */
+  tolerateSilence(ms: number): void {
+    this.linkOptions.deadAfterMs = Math.max(this.options.deadAfterMs ?? PEER_DEFAULTS.deadAfterMs, Math.ceil(ms));
+  }
+
+  /** Rejects a pending `receive` from `rank` with `error`. */
+  interrupt(rank: number, error: Error): void {
+    this.links.get(rank)?.interrupt(error);
+  }
+
+  disconnect(rank: number, reason: string): void {
+    this.links.get(rank)?.close(reason);
+  }
+
+  async close(): Promise<void> {
+    for (const link of this.links.values()) link.close('replica leaving');
+    this.wss?.close();
+    await new Promise<void>((resolve) => (this.server ? this.server.close(() => resolve()) : resolve()));
+    this.server?.closeAllConnections();
+  }
+
+  private checkFrame = (bytes: Uint8Array): Frame => {
+    const frame = decodeFrame(bytes, this.maxPayload);
+    if (frame.header.run !== this.options.run || frame.header.expert !== this.options.expert) {
+      throw new Error(`frame for ${frame.header.run}/${frame.header.expert}, not this expert`);
+    }
+    return frame;
+  };
+
+  private upgrade(request: IncomingMessage, socket: Socket, head: Buffer): void {
+    const refuse = (status: string, why: string) => {
+      this.linkOptions.log(`refused a peer connection from ${socket.remoteAddress}: ${why}`);
+      socket.end(`HTTP/1.1 ${status}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
+      socket.destroy();
+    };
+    const path = new URL(request.url ?? '/', 'ws://peer').pathname;
+    if (path !== PEER_PATH) {
+      refuse('404 Not Found', `unknown path ${path}`);
+      return;
+    }
+    if (!this.authorised(request.headers.authorization)) {
+      refuse('401 Unauthorized', 'wrong or missing secret');
+      return;
+    }
+    const rank = Number(request.headers['x-grove-peer']);
+    if (!Number.isInteger(rank) || rank < 0 || rank === this.rank) {
+      refuse('400 Bad Request', 'missing or invalid x-grove-peer rank');
+      return;
+    }
+    this.wss?.handleUpgrade(request, socket, head, (ws) => this.adopt(rank, ws));
+  }
+
+  private authorised(header: string | undefined): boolean {
+    const digest = (text: string) => createHash('sha256').update(text).digest();
+    return header !== undefined && timingSafeEqual(digest(header), digest(`Bearer ${this.options.secret}`));
+  }
+
+  private dial(rank: number, url: string, timeoutMs: number): Promise<PeerLink> {
+    return new Promise((resolve, reject) => {
+      const ws = new WebSocket(url, {
+        headers: { authorization: `Bearer ${this.options.secret}`, 'x-grove-peer': String(this.rank) },
+        perMessageDeflate: false,
+        maxPayload: this.maxPayload + MAX_FRAME_OVERHEAD,
+        handshakeTimeout: timeoutMs,
+      });
+      ws.once('open', () => resolve(this.adopt(rank, ws)));
+      ws.once('unexpected-response', (_request, response) => {
+        ws.terminate();
+        reject(new PeerGoneError(rank, `it refused the connection with HTTP ${response.statusCode}`));
+      });
+      ws.once('error', (error) => reject(new PeerGoneError(rank, `could not connect to ${url} (${error.message})`)));
+    });
+  }
+
+  private adopt(rank: number, ws: WebSocket): PeerLink {
+    const previous = this.links.get(rank);
+    if (previous) {
+      previous.close('replaced by a new connection');
+      this.retire(previous);
+    }
+    const link = new PeerLink(rank, ws, this.linkOptions, this.checkFrame, (from, frame) =>
+      this.answerStateRequest(from, frame),
+    );
+    this.links.set(rank, link);
+    for (const waiting of this.arrivals.get(rank) ?? []) waiting(link);
+    this.arrivals.delete(rank);
+    return link;
+  }
+
+  private retire(link: PeerLink): void {
+    this.retired.bytesSent += link.stats.bytesSent;
+    this.retired.bytesReceived += link.stats.bytesReceived;
+    this.retired.stateBytesSent += link.stats.stateBytesSent;
+    this.retired.framesRejected += link.stats.framesRejected;
+  }
+
+  private awaitArrival(rank: number, timeoutMs: number): Promise<PeerLink> {
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        const list = this.arrivals.get(rank) ?? [];
+        this.arrivals.set(
+          rank,
+          list.filter((entry) => entry !== arrive),
+        );
+        reject(new PeerGoneError(rank, `it did not connect within ${timeoutMs} ms`));
+      }, timeoutMs);
+      const arrive = (link: PeerLink) => {
+        clearTimeout(timer);
+        resolve(link);
+      };
+      this.arrivals.set(rank, [...(this.arrivals.get(rank) ?? []), arrive]);
+    });
+  }
+
+  private answerStateRequest(link: PeerLink, request: Frame): void {
+    const state = this.stateProvider?.();
+    const send = async () => {
+      for (const { header, payload } of state ?? []) {
+        await link.send(encodeFrame({ ...header, run: this.options.run, expert: this.options.expert }, payload));
+      }
+    };
+    if (!state) {
+      // Joining itself: say so at once, and the asker tries another peer.
+      const header = { ...request.header, kind: FrameKind.abort, run: this.options.run, expert: this.options.expert };
+      link.send(encodeFrame(header, new Uint8Array(0))).catch(() => {});
+      return;
+    }
+    send().catch((error) => this.linkOptions.log(`could not send state to peer ${link.rank}: ${error.message}`));
+  }
+}

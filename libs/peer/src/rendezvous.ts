@@ -1,0 +1,165 @@
+/**
+ * How the replicas of one expert find each other, through the Redis the queue already uses:
+ * each registers its address and rank and keeps a heartbeat key alive; each round's member
+ * list (the roster) is fixed by whichever replica asks first, so every member agrees on it.
+ * The group's progress (last finished round, inner steps done) lives here too, so a replica
+ * job that starts late — or after the expert finished — knows where the group stands.
+ */
+import { randomBytes } from 'node:crypto';
+import type { Redis } from 'ioredis';
+import type { PeerAddress } from './node.js';
+
+export interface Member extends PeerAddress {
+  /** Takes part in rounds: the next roster includes it (a joiner is active before it has the state). */
+  active: boolean;
+  /** Holds the group's current state and can hand it to a joiner. */
+  ready: boolean;
+  /** The group incarnation it belongs to: a cold start from a checkpoint begins a new one. */
+  epoch: number;
+  /** Random per registration: tells a restarted replica from its dead predecessor of the same rank. */
+  session: string;
+}
+
+export interface GroupProgress {
+  /** Rounds completed by the group. */
+  round: number;
+  /** Inner steps contributed so far, summed over replicas. */
+  steps: number;
+  finished: boolean;
+}
+
+export interface RendezvousOptions {
+  heartbeatMs?: number;
+  /**
+   * A member whose heartbeat is older than this is gone. Generous on purpose: a training step
+   * can hold the event loop for seconds, and a dead member is noticed sooner anyway, when its
+   * link closes.
+   */
+  ttlMs?: number;
+}
+
+const DAY_SECONDS = 86_400;
+
+export class Rendezvous {
+  private heartbeat?: NodeJS.Timeout;
+  private member?: Member;
+  private readonly heartbeatMs: number;
+  private readonly ttlMs: number;
+
+  constructor(
+    private readonly redis: Redis,
+    /** The expert's key, e.g. `grove:run:<run>:expert:<domain>`. */
+    private readonly key: string,
+    readonly rank: number,
+    options: RendezvousOptions = {},
+  ) {
+    this.heartbeatMs = options.heartbeatMs ?? 1_000;
+    this.ttlMs = options.ttlMs ?? 30_000;
+  }
+
+  /** The run's peer secret, made by the first replica that asks. */
+  async secret(): Promise<string> {
+    await this.redis.set(`${this.key}:secret`, randomBytes(32).toString('hex'), 'EX', DAY_SECONDS * 7, 'NX');
+    return (await this.redis.get(`${this.key}:secret`)) as string;
+  }
+
+  async register(url: string | undefined): Promise<void> {
+    this.member = {
+      rank: this.rank,
+      url,
+      active: false,
+      ready: false,
+      epoch: 0,
+      session: randomBytes(8).toString('hex'),
+    };
+    await this.beat();
+    this.heartbeat = setInterval(() => void this.beat().catch(() => {}), this.heartbeatMs);
+    this.heartbeat.unref();
+  }
+
+  async setActive(active: boolean, epoch: number, ready = active): Promise<void> {
+    if (!this.member) throw new Error('Register before changing state.');
+    this.member.active = active;
+    this.member.ready = ready;
+    this.member.epoch = epoch;
+    await this.beat();
+  }
+
+  /**
+   * Starting the group from stored state (the seed or the last group checkpoint) must happen
+   * once: the replica that wins this lock does it and begins a new epoch; the others wait
+   * for it to become active and copy its state.
+   */
+  async claimColdStart(holdMs: number): Promise<number | undefined> {
+    const won = await this.redis.set(`${this.key}:cold-start`, String(this.rank), 'PX', holdMs, 'NX');
+    // The epoch bumps even when the claimant then finds the group already started: harmless,
+    // epochs only need to differ between incarnations.
+    return won ? this.redis.incr(`${this.key}:epoch`) : undefined;
+  }
+
+  async releaseColdStart(): Promise<void> {
+    await this.redis.del(`${this.key}:cold-start`);
+  }
+
+  /** Members whose heartbeat is fresh, by rank. */
+  async liveMembers(): Promise<Member[]> {
+    const entries = await this.redis.hgetall(`${this.key}:members`);
+    const members = Object.values(entries).map((json) => JSON.parse(json) as Member);
+    if (members.length === 0) return [];
+    const alive = await this.redis.mget(members.map((m) => `${this.key}:alive:${m.rank}`));
+    return members.filter((_, i) => alive[i] !== null).sort((a, b) => a.rank - b.rank);
+  }
+
+  /**
+   * The roster of a round attempt: the first caller's proposal wins and every caller gets
+   * the same list back.
+   */
+  async roster(epoch: number, round: number, attempt: number, proposal: number[]): Promise<number[]> {
+    const key = `${this.key}:roster:${epoch}:${round}:${attempt}`;
+    await this.redis.set(key, JSON.stringify(proposal), 'EX', DAY_SECONDS, 'NX');
+    return JSON.parse((await this.redis.get(key)) as string);
+  }
+
+  async progress(): Promise<GroupProgress> {
+    const fields = await this.redis.hgetall(`${this.key}:progress`);
+    return {
+      round: Number(fields.round ?? 0),
+      steps: Number(fields.steps ?? 0),
+      finished: fields.finished === '1',
+    };
+  }
+
+  /** Records a finished round; rounds only move forward, whoever writes first. */
+  async recordProgress(progress: GroupProgress): Promise<void> {
+    await this.redis.eval(
+      `local current = tonumber(redis.call('HGET', KEYS[1], 'round') or '-1')
+       if tonumber(ARGV[1]) > current or ARGV[3] == '1' then
+         redis.call('HSET', KEYS[1], 'round', ARGV[1], 'steps', ARGV[2], 'finished', ARGV[3])
+       end
+       redis.call('EXPIRE', KEYS[1], ARGV[4])`,
+      1,
+      `${this.key}:progress`,
+      progress.round,
+      progress.steps,
+      progress.finished ? '1' : '0',
+      DAY_SECONDS * 7,
+    );
+  }
+
+  async leave(): Promise<void> {
+    clearInterval(this.heartbeat);
+    this.heartbeat = undefined;
+    await this.redis.del(`${this.key}:alive:${this.rank}`);
+    await this.redis.hdel(`${this.key}:members`, String(this.rank));
+  }
+
+  private async beat(): Promise<void> {
+    if (!this.member) return;
+    await this.redis
+      .multi()
+      .hset(`${this.key}:members`, String(this.rank), JSON.stringify(this.member))
+      .expire(`${this.key}:members`, DAY_SECONDS * 7)
+      .set(`${this.key}:alive:${this.rank}`, '1', 'PX', this.ttlMs)
+      .exec();
+  }
+}
