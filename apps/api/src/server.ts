@@ -7,7 +7,14 @@ import { createReadStream, existsSync, readdirSync, statSync } from 'node:fs';
 import { join, relative, resolve, sep } from 'node:path';
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
-import { artifactPaths, InvalidRunSpecError, type RunScheduler, RunSpec } from '@grove/jobs';
+import {
+  artifactPaths,
+  InvalidRunSpecError,
+  RunNotFinishedError,
+  RunNotFoundError,
+  type RunScheduler,
+  RunSpec,
+} from '@grove/jobs';
 import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify';
 import { z } from 'zod';
 import { registerMetrics } from './metrics.js';
@@ -121,6 +128,29 @@ export async function buildApi({
     await scheduler.cancel(id);
     return reply.code(202).send({ id, status: (await scheduler.runs.get(id))?.status });
   });
+
+  app.post(
+    '/v1/runs/:id/experts',
+    {
+      schema: {
+        summary: 'Grow a completed run by one expert',
+        description:
+          "Body {domain, steps?}. The new expert starts from the posterior-weighted average of the run's experts, trains on its domain, and the merges and eval run again; no existing expert retrains.",
+        params: RunIdParams,
+      },
+    },
+    async (request, reply) => {
+      const { id } = request.params as { id: string };
+      try {
+        const { record, generation } = await scheduler.grow(id, request.body ?? {});
+        return reply.code(202).send({ id, status: record.status, generation, domains: record.spec.domains });
+      } catch (error) {
+        if (error instanceof RunNotFoundError) return reply.code(404).send({ error: error.message });
+        if (error instanceof RunNotFinishedError) return reply.code(409).send({ error: error.message });
+        throw error;
+      }
+    },
+  );
 
   app.get(
     '/v1/runs/:id/metrics',

@@ -48,6 +48,10 @@ export class ApiClient {
     return this.request('GET', '/v1/runs');
   }
 
+  grow(id: string, request: { domain: string; steps?: number }): Promise<{ id: string; generation: number }> {
+    return this.request('POST', `/v1/runs/${encodeURIComponent(id)}/experts`, request);
+  }
+
   /** The run's server-sent events (`run` and `points`) until the run is over. */
   async *events(id: string): AsyncGenerator<{ event: string; data: unknown }> {
     const headers: Record<string, string> = this.token ? { authorization: `Bearer ${this.token}` } : {};

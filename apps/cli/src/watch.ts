@@ -5,8 +5,10 @@ import type { ApiClient, RunView } from './api-client.js';
 
 const FINAL = ['completed', 'failed', 'cancelled'];
 
-const labelOf = (job: JobView) =>
-  job.name === 'expert' ? `expert:${job.domain}${job.replica ? `#${job.replica}` : ''}` : job.name;
+const labelOf = (job: JobView) => {
+  if (job.name === 'expert') return `expert:${job.domain}${job.replica ? `#${job.replica}` : ''}`;
+  return job.method ? `${job.name}:${job.method}` : job.name;
+};
 const POLL_MS = 1_000;
 /** In logs, a full status block at least this often even when no job changed state. */
 const LOG_EVERY_MS = 30_000;

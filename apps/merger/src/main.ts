@@ -33,16 +33,20 @@ export function startMerger(options: { redisUrl: string; stateFolder: string; lo
 
   const processor = async (job: Job): Promise<ConsolidateResult> => {
     const parsed = MergeJobData.safeParse(job.data);
-    if (!parsed.success || (job.name !== JOB_NAMES.merge && job.name !== JOB_NAMES.eval)) {
-      throw new UnrecoverableError(`Invalid ${job.name} job: expected {runId} on a merge or eval job.`);
+    const kinds: string[] = [JOB_NAMES.merge, JOB_NAMES.eval, JOB_NAMES.grow];
+    if (!parsed.success || !kinds.includes(job.name) || (job.name === JOB_NAMES.grow) !== !!parsed.data.domain) {
+      throw new UnrecoverableError(
+        `Invalid ${job.name} job: expected {runId} on merge or eval, {runId, domain} on grow.`,
+      );
     }
-    const { runId } = parsed.data;
+    const { runId, domain } = parsed.data;
     const record = await scheduler.runs.get(runId);
     if (!record) throw new UnrecoverableError(`Run ${runId} does not exist.`);
     if (await scheduler.runs.isCancelled(runId)) throw new UnrecoverableError('The run was cancelled.');
     const input: ConsolidateInput = {
-      kind: job.name as 'merge' | 'eval',
+      kind: job.name as ConsolidateInput['kind'],
       runId,
+      domain,
       spec: record.spec,
       stateFolder: options.stateFolder,
     };

@@ -48,7 +48,7 @@ export function startWorker(options: WorkerOptions) {
     if (await scheduler.runs.isCancelled(data.runId)) throw new UnrecoverableError('The run was cancelled.');
     await scheduler.runs.setStatus(data.runId, 'running');
 
-    const jobLabel = data.role === 'expert' ? `expert:${data.domain}` : data.role;
+    const jobLabel = jobLabelOf(data);
     const replicaLabel = data.role === 'expert' && data.replicas > 1 ? { replica: data.replica } : {};
     const metricJob = `${jobLabel}${data.role === 'expert' && data.replicas > 1 ? `#${data.replica}` : ''}`;
     let lastProgress = 0;
@@ -134,6 +134,11 @@ export function startWorker(options: WorkerOptions) {
       connection.disconnect();
     },
   };
+}
+
+function jobLabelOf(data: TrainJobData): string {
+  if (data.role === 'expert') return `expert:${data.domain}`;
+  return data.role === 'finetune' ? `finetune:${data.method}` : data.role;
 }
 
 function parsePayload(payload: unknown): TrainJobData {

@@ -7,6 +7,7 @@ import { join, relative } from 'node:path';
 import { type Domain, loadDomain, mixtureOf } from '@grove/data';
 import {
   artifactPaths,
+  computePlan,
   expertsOf,
   modelConfigOf,
   PermanentTaskError,
@@ -49,7 +50,7 @@ const PROGRESS_EVALUATION_BYTES = 8_192;
 serveChildTask<TrainTaskInput, TrainProgress, TrainJobResult>(
   async ({ data, spec, stateFolder, redisUrl }, { stopRequested, report }) => {
     const paths = artifactPaths(stateFolder, data.runId);
-    const output = data.role === 'seed' ? paths.seed : data.role === 'dense' ? paths.dense : paths.expert(data.domain);
+    const output = outputFolder(paths, data);
     const finished = finishedResult(output, stateFolder);
     if (finished) return finished;
 
@@ -69,9 +70,9 @@ serveChildTask<TrainTaskInput, TrainProgress, TrainJobResult>(
     const latest = latestCheckpointFolder(checkpointRoot);
     const trainer = latest
       ? Trainer.resume(loadCheckpoint(latest), stream)
-      : data.role === 'seed'
+      : data.role === 'seed' || data.role === 'dense'
         ? Trainer.fresh(modelConfigOf(spec), settings, stream)
-        : Trainer.fromWeights(loadCheckpoint(paths.seed), settings, stream);
+        : Trainer.fromWeights(loadCheckpoint(startingPoint(paths, data)), settings, stream);
 
     if (latest) report({ step: trainer.step, steps: trainer.settings.steps, resumedFromStep: trainer.step });
     const evaluations = await runTraining(trainer, {
@@ -100,6 +101,7 @@ serveChildTask<TrainTaskInput, TrainProgress, TrainJobResult>(
         kind: 'model',
         role: data.role,
         domain: data.role === 'expert' ? data.domain : undefined,
+        method: data.role === 'finetune' ? data.method : undefined,
         steps: trainer.step,
         tokens: trainer.tokensSeen,
         evaluations,
@@ -119,24 +121,50 @@ function loadDomains(spec: RunSpec): Domain[] {
   }
 }
 
+type RunPaths = ReturnType<typeof artifactPaths>;
+
+function outputFolder(paths: RunPaths, data: TrainJobData): string {
+  if (data.role === 'expert') return paths.expert(data.domain);
+  if (data.role === 'finetune') return paths.merged(`${data.method}-finetuned`);
+  return data.role === 'dense' ? paths.dense : paths.seed;
+}
+
+/** Experts branch from the seed (a grown one from its posterior average); a fine-tune continues the assembled MoE. */
+function startingPoint(paths: RunPaths, data: TrainJobData): string {
+  if (data.role === 'finetune') return paths.merged(data.method);
+  if (data.role === 'expert' && existsSync(paths.growStart(data.domain))) return paths.growStart(data.domain);
+  return paths.seed;
+}
+
 function trainingSettings(spec: RunSpec, data: TrainJobData): TrainingSettings {
-  const experts = expertsOf(spec);
-  const expertIndex = data.role === 'expert' ? experts.findIndex((e) => e.domain === data.domain) : -1;
-  // The dense baseline gets the compute of all experts together, on the mixture.
-  const steps =
-    data.role === 'seed'
-      ? spec.seed.steps
-      : data.role === 'dense'
-        ? experts.reduce((sum, expert) => sum + expert.steps, 0)
-        : (experts[expertIndex]?.steps ?? spec.expertSteps);
+  if (data.role === 'finetune' || data.role === 'dense') return mixtureSettings(spec, data);
+  const expertIndex = data.role === 'expert' ? expertsOf(spec).findIndex((e) => e.domain === data.domain) : -1;
+  const steps = data.role === 'seed' ? spec.seed.steps : (expertsOf(spec)[expertIndex]?.steps ?? spec.expertSteps);
   return {
     ...TRAINING_DEFAULTS,
     steps,
     batchSize: spec.training.batchSize,
     learningRate: spec.training.learningRate,
     warmupSteps: Math.min(spec.training.warmupSteps, steps),
-    // Each expert (and the dense baseline) sees its data in its own order.
-    seed: spec.training.seed + (data.role === 'dense' ? experts.length : expertIndex) + 1,
+    // Each expert sees its data in its own order.
+    seed: spec.training.seed + expertIndex + 1,
+  };
+}
+
+/** The MoE fine-tune and the dense baseline: budgets from the run's compute plan, their own data order. */
+function mixtureSettings(spec: RunSpec, data: TrainJobData & { role: 'finetune' | 'dense' }): TrainingSettings {
+  const plan = computePlan(spec);
+  const finetune =
+    data.role === 'finetune' ? (data.method === 'btx' ? spec.merge.btx : spec.merge.dsMoe).finetune : undefined;
+  const steps = data.role === 'finetune' ? (plan.finetuneSteps[data.method] ?? 1) : plan.denseSteps;
+  return {
+    ...TRAINING_DEFAULTS,
+    steps,
+    batchSize: spec.training.batchSize,
+    learningRate: finetune?.learningRate ?? spec.training.learningRate,
+    warmupSteps: Math.min(spec.training.warmupSteps, steps),
+    trainableParameters: finetune?.parameters ?? 'all',
+    seed: spec.training.seed + (data.role === 'dense' ? 1_000 : 2_000),
   };
 }
 

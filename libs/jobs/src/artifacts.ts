@@ -9,8 +9,11 @@ export const artifactPaths = (stateFolder: string, runId: string) => {
   return {
     run,
     seed: join(run, 'seed'),
-    expert: (domain: string) => join(run, 'experts', domain),
+    /** The compute-matched dense baseline. */
     dense: join(run, 'dense'),
+    expert: (domain: string) => join(run, 'experts', domain),
+    /** Where a grown expert starts: the posterior-weighted average of the experts before it. */
+    growStart: (domain: string) => join(run, 'grow', domain),
     merged: (method: string) => join(run, 'merged', method),
     report: join(run, 'report.json'),
   };

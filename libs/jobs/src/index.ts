@@ -1,5 +1,6 @@
 export * from './artifacts.js';
 export * from './child-task.js';
+export * from './compute-plan.js';
 export * from './metrics.js';
 export * from './queues.js';
 export * from './redis.js';

@@ -10,12 +10,30 @@ export const QUEUES = {
   merge: 'grove-merge',
 } as const;
 
-export const JOB_NAMES = { seed: 'seed', expert: 'expert', dense: 'dense', merge: 'merge', eval: 'eval' } as const;
+export const JOB_NAMES = {
+  seed: 'seed',
+  expert: 'expert',
+  merge: 'merge',
+  /** Trains an assembled Mixture-of-Experts (its routers, or all of it) on the domain mixture. */
+  finetune: 'finetune',
+  /** The compute-matched dense baseline, on the domain mixture. */
+  dense: 'dense',
+  /** Builds a grown expert's starting point from the existing experts. */
+  grow: 'grow',
+  eval: 'eval',
+} as const;
+
+/** The methods whose merged model trains further after assembly. */
+export const FINETUNED_METHODS = ['btx', 'ds-moe'] as const;
+export type FinetunedMethod = (typeof FINETUNED_METHODS)[number];
 export type JobName = (typeof JOB_NAMES)[keyof typeof JOB_NAMES];
 
 const RunId = z.string().regex(RUN_ID_PATTERN);
 
-/** A training job: the seed (on the domain mixture), one replica of one expert, or the dense baseline. */
+/**
+ * A training job: the seed (on the domain mixture), one replica of one expert, the fine-tune of
+ * an assembled MoE, or the dense baseline.
+ */
 export const TrainJobData = z.discriminatedUnion('role', [
   z
     .object({
@@ -36,12 +54,19 @@ export const TrainJobData = z.discriminatedUnion('role', [
       rendezvousKey: z.string().min(1),
     })
     .strict(),
-  /** The compute-matched dense baseline: the seed trained on for as many updates as all experts. */
+  z.object({ runId: RunId, role: z.literal('finetune'), method: z.enum(FINETUNED_METHODS) }).strict(),
+  /** The compute-matched dense baseline: trained from scratch on the mixture with the run's total compute. */
   z.object({ runId: RunId, role: z.literal('dense') }).strict(),
 ]);
 export type TrainJobData = z.infer<typeof TrainJobData>;
 
-export const MergeJobData = z.object({ runId: RunId }).strict();
+export const MergeJobData = z
+  .object({
+    runId: RunId,
+    /** grow: the new expert's domain. */
+    domain: z.string().min(1).optional(),
+  })
+  .strict();
 export type MergeJobData = z.infer<typeof MergeJobData>;
 
 export interface TrainJobResult {
@@ -67,11 +92,17 @@ export const CHILD_JOB_OPTIONS: JobsOptions = { ...DEFAULT_JOB_OPTIONS, failPare
 /** Events kept per queue stream: enough for dashboards, bounded for Redis. */
 export const EVENTS_MAX_LENGTH = 10_000;
 
+/** Jobs of a grown forest carry its generation, so they are new jobs rather than the finished ones. */
+const generationSuffix = (generation = 0) => (generation ? `.g${generation}` : '');
+
 /** Stable job ids: adding a job twice (a retried seed extending the flow) is a no-op. */
 export const jobIds = {
   seed: (runId: string) => `${runId}.seed`,
   expert: (runId: string, domain: string, replica: number) => `${runId}.expert.${domain}.${replica}`,
+  merge: (runId: string, generation?: number) => `${runId}.merge${generationSuffix(generation)}`,
+  finetune: (runId: string, method: FinetunedMethod, generation?: number) =>
+    `${runId}.finetune.${method}${generationSuffix(generation)}`,
   dense: (runId: string) => `${runId}.dense`,
-  merge: (runId: string) => `${runId}.merge`,
-  eval: (runId: string) => `${runId}.eval`,
+  grow: (runId: string, domain: string) => `${runId}.grow.${domain}`,
+  eval: (runId: string, generation?: number) => `${runId}.eval${generationSuffix(generation)}`,
 };

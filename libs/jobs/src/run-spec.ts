@@ -76,6 +76,33 @@ export const LOCAL_SGD_DEFAULTS: z.output<typeof LocalSgdSpec> = {
   penalty: { anomaly: true, weighting: false, temperature: 1, clipNorm: 0 },
 };
 
+/** An MoE fine-tune after assembly: its share of the run's compute, what it trains and how it balances. */
+const MoeFinetune = (training: 'sparse' | 'dense') =>
+  z
+    .object({
+      computeFraction: z
+        .number()
+        .min(0)
+        .max(0.9)
+        .default(0.2)
+        .describe("Share of the run's total training compute (seed + experts + this) spent fine-tuning; 0 skips it"),
+      steps: int(1, 1_000_000).optional().describe('Fine-tune updates, instead of computeFraction'),
+      parameters: z.enum(['router', 'all']).default('all').describe('Train only the routers, or every parameter'),
+      learningRate: z.number().gt(0).max(1).default(1e-3),
+      balanceCoefficient: z
+        .number()
+        .min(0)
+        .max(10)
+        .default(0.01)
+        .describe(
+          training === 'sparse'
+            ? 'α of the switch load-balancing loss α · N · Σ u_i · p̄_i'
+            : 'Weight of the mutual-information loss −H(p̄) + mean H(p(e|x))',
+        ),
+    })
+    .strict()
+    .prefault({});
+
 export const RunSpec = z
   .object({
     id: z
@@ -112,7 +139,7 @@ export const RunSpec = z
       .boolean()
       .default(false)
       .describe(
-        'Also train a compute-matched dense model: the seed trained on the mixture for as many updates as all experts together',
+        "Also train a compute-matched dense model: from scratch on the mixture, with the run's total training compute (seed, experts and the BTX fine-tune)",
       ),
     expertReplicas: int(1, 64)
       .default(1)
@@ -140,9 +167,36 @@ export const RunSpec = z
         scale: z.number().gt(0).max(10).default(1).describe('λ for task-arithmetic, ties and dare'),
         density: z.number().gt(0).max(1).default(0.5).describe('ties: fraction of each task vector kept'),
         dropRate: z.number().min(0).lt(1).default(0.5).describe('dare: probability of dropping each element'),
+        btx: z
+          .object({
+            topK: int(1, 64).default(2).describe('Experts each token runs through'),
+            router: z
+              .enum(['random', 'hidden'])
+              .default('hidden')
+              .describe(
+                "Router initialisation: random, or each domain's mean hidden state (mergekit-moe's hidden mode)",
+              ),
+            keepSeed: z.boolean().default(false).describe('Keep the seed as one more expert'),
+            finetune: MoeFinetune('sparse'),
+          })
+          .strict()
+          .prefault({}),
+        dsMoe: z
+          .object({
+            topK: int(1, 64).default(1).describe('Experts run per token at inference'),
+            threshold: z
+              .number()
+              .min(0)
+              .lt(1)
+              .default(0)
+              .describe('Run the experts with router probability at least this at inference (0: use topK)'),
+            finetune: MoeFinetune('dense'),
+          })
+          .strict()
+          .prefault({}),
       })
       .strict()
-      .default({ methods: ['linear', 'posterior'], scale: 1, density: 0.5, dropRate: 0.5 }),
+      .prefault({}),
     eval: z
       .object({ bytes: int(1024, 10_000_000).default(32_768).describe('Held-out bytes scored per domain') })
       .strict()
@@ -151,6 +205,20 @@ export const RunSpec = z
   .strict()
   .superRefine((spec, context) => {
     const names = spec.domains.map(domainName);
+    const expertCount = spec.experts?.length ?? names.length;
+    const moeExperts = expertCount + (spec.merge.btx.keepSeed ? 1 : 0);
+    for (const [method, path, topK, experts] of [
+      ['btx', ['merge', 'btx', 'topK'], spec.merge.btx.topK, moeExperts],
+      ['ds-moe', ['merge', 'dsMoe', 'topK'], spec.merge.dsMoe.topK, expertCount],
+    ] as const) {
+      if (spec.merge.methods.includes(method) && topK > experts)
+        context.addIssue({
+          code: 'custom',
+          path: [...path],
+          message: `top-k is ${topK} but the run has ${experts} experts`,
+        });
+    }
+
     names.forEach((name, index) => {
       if (names.indexOf(name) !== index)
         context.addIssue({ code: 'custom', path: ['domains', index], message: `domain "${name}" is listed twice` });
@@ -215,6 +283,24 @@ export class InvalidRunSpecError extends Error {
 /** Validates and completes a spec; throws InvalidRunSpecError naming every wrong field. */
 export function parseRunSpec(input: unknown): RunSpec {
   const result = RunSpec.safeParse(input);
+  if (!result.success) {
+    throw new InvalidRunSpecError(
+      result.error.issues.map((issue) => ({ path: issue.path.join('.'), message: issue.message })),
+    );
+  }
+  return result.data;
+}
+
+/** A request to grow a finished run by one expert (`POST /v1/runs/:id/experts`, `grove grow`). */
+export const GrowRequest = z
+  .object({
+    domain: z.string().describe('The new domain: a Brown domain name or name=folder'),
+    steps: z.number().int().min(1).max(1_000_000).optional().describe("The new expert's updates (default expertSteps)"),
+  })
+  .strict();
+
+export function parseGrowRequest(input: unknown): z.output<typeof GrowRequest> {
+  const result = GrowRequest.safeParse(input);
   if (!result.success) {
     throw new InvalidRunSpecError(
       result.error.issues.map((issue) => ({ path: issue.path.join('.'), message: issue.message })),

@@ -9,10 +9,14 @@ import type { RunSpec } from './run-spec.js';
 export type RunStatus = 'queued' | 'running' | 'completed' | 'failed' | 'cancelled';
 
 export interface ScoreRow {
-  /** `seed`, `expert:<domain>` or `merged:<method>`. */
+  /** `seed`, `dense`, `expert:<domain>`, `merged:<method>`, `ensemble:<variant>`, `btx`, `btx:finetuned`, `ds-moe…`. */
   model: string;
   domain: string;
   bitsPerByte: number;
+  /** Parameters a token runs through (every expert's, for an ensemble). */
+  activeParameters?: number;
+  /** Bytes scored per second while evaluating (batch 16 × context, this backend). */
+  tokensPerSecond?: number;
 }
 
 export interface RunRecord {
@@ -24,6 +28,8 @@ export interface RunRecord {
   error?: string;
   /** The eval table, once the run is evaluated. */
   rows?: ScoreRow[];
+  /** Times the forest has grown a new expert since the run was submitted (0 when never). */
+  generation?: number;
 }
 
 export interface RunMetric {
@@ -105,7 +111,27 @@ export class RunStore {
       updatedAt: fields.updatedAt,
       ...(fields.error ? { error: fields.error } : {}),
       ...(fields.rows ? { rows: JSON.parse(fields.rows) } : {}),
+      ...(fields.generation ? { generation: Number(fields.generation) } : {}),
     };
+  }
+
+  /**
+   * Reopens a completed run with a grown spec: only if it is still `completed` (checked and set
+   * in one transaction), so two concurrent grows cannot both start. Returns whether it did.
+   */
+  async reopen(id: string, spec: RunSpec, generation: number): Promise<boolean> {
+    const runKey = key.run(id);
+    await this.redis.watch(runKey);
+    if ((await this.redis.hget(runKey, 'status')) !== 'completed') {
+      await this.redis.unwatch();
+      return false;
+    }
+    const fields = { spec: JSON.stringify(spec), status: 'queued', generation: String(generation) };
+    const result = await this.redis
+      .multi()
+      .hset(runKey, { ...fields, updatedAt: new Date().toISOString() })
+      .exec();
+    return result !== null;
   }
 
   /** Newest first. */

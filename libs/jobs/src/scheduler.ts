@@ -1,21 +1,26 @@
 /**
  * Turns a run into BullMQ jobs. Submitting queues the seed job alone; when the seed is
  * trained, `branch` adds the rest as one flow: eval ← merge ← every expert replica, so
- * merge starts only when all experts are done and eval only after merge.
+ * merge starts only when all experts are done and eval only after merge. MoE fine-tunes sit
+ * between merge and eval (eval ← finetune.btx ← finetune.ds-moe ← merge); the dense baseline
+ * is a child of eval of its own, so it trains alongside the experts.
  */
 import { type FlowJob, FlowProducer, type Job, Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
+import { computePlan } from './compute-plan.js';
 import {
   CHILD_JOB_OPTIONS,
   DEFAULT_JOB_OPTIONS,
   EVENTS_MAX_LENGTH,
+  FINETUNED_METHODS,
+  type FinetunedMethod,
   JOB_NAMES,
   jobIds,
   type MergeJobData,
   QUEUES,
   type TrainJobData,
 } from './queues.js';
-import { expertsOf, parseRunSpec, type RunSpec } from './run-spec.js';
+import { domainName, type ExpertSpec, expertsOf, parseGrowRequest, parseRunSpec, type RunSpec } from './run-spec.js';
 import { type RunRecord, RunStore } from './runs.js';
 
 export interface JobView {
@@ -28,6 +33,8 @@ export interface JobView {
   failedReason?: string;
   domain?: string;
   replica?: number;
+  /** The MoE a fine-tune job trains. */
+  method?: string;
 }
 
 export class RunScheduler {
@@ -59,36 +66,39 @@ export class RunScheduler {
 
   /** Adds the experts, merge and eval of a run whose seed is trained. Safe to call twice. */
   async branch(runId: string, spec: RunSpec): Promise<void> {
-    const mergeData: MergeJobData = { runId };
-    const experts: FlowJob[] = expertsOf(spec).flatMap((expert) =>
-      Array.from({ length: expert.replicas }, (_, replica) => {
-        const data: TrainJobData = {
-          runId,
-          role: 'expert',
-          domain: expert.domain,
-          replica,
-          replicas: expert.replicas,
-          rendezvousKey: `grove:run:${runId}:expert:${expert.domain}`,
-        };
-        const opts = { ...CHILD_JOB_OPTIONS, jobId: jobIds.expert(runId, expert.domain, replica) };
-        return { name: JOB_NAMES.expert, queueName: QUEUES.train, data, opts };
-      }),
-    );
-    await this.flows.add({
-      name: JOB_NAMES.eval,
-      queueName: QUEUES.merge,
-      data: mergeData,
-      opts: { ...DEFAULT_JOB_OPTIONS, jobId: jobIds.eval(runId) },
-      children: [
-        {
-          name: JOB_NAMES.merge,
-          queueName: QUEUES.merge,
-          data: mergeData,
-          opts: { ...CHILD_JOB_OPTIONS, jobId: jobIds.merge(runId) },
-          children: spec.denseBaseline ? [...experts, this.denseJob(runId)] : experts,
-        },
-      ],
+    const experts: FlowJob[] = expertsOf(spec).flatMap((expert) => expertJobs(runId, expert));
+    const dense = spec.denseBaseline ? [this.denseJob(runId)] : [];
+    await this.flows.add(consolidationFlow(runId, spec, 0, experts, dense));
+  }
+
+  /**
+   * Grows a completed run by one expert: `grow` builds its start (the posterior-weighted average
+   * of the existing experts on the new domain), the expert trains on its domain, and merge, the
+   * MoE fine-tunes and eval run again over the larger forest. No existing expert retrains.
+   */
+  async grow(runId: string, input: unknown): Promise<{ record: RunRecord; generation: number }> {
+    const record = await this.runs.get(runId);
+    if (!record) throw new RunNotFoundError(runId);
+    const request = parseGrowRequest(input);
+    const experts = expertsOf(record.spec);
+    const spec = parseRunSpec({
+      ...record.spec,
+      domains: [...record.spec.domains, request.domain],
+      experts: [...experts, { domain: domainName(request.domain), steps: request.steps ?? record.spec.expertSteps }],
     });
+    if (record.status !== 'completed') throw new RunNotFinishedError(runId, record.status);
+    const generation = (record.generation ?? 0) + 1;
+    if (!(await this.runs.reopen(runId, spec, generation))) throw new RunNotFinishedError(runId, 'changing');
+    const expert = expertsOf(spec)[experts.length];
+    const [replica] = expertJobs(runId, expert);
+    const grow: FlowJob = {
+      name: JOB_NAMES.grow,
+      queueName: QUEUES.merge,
+      data: { runId, domain: expert.domain } satisfies MergeJobData,
+      opts: { ...CHILD_JOB_OPTIONS, jobId: jobIds.grow(runId, expert.domain) },
+    };
+    await this.flows.add(consolidationFlow(runId, spec, generation, [{ ...replica, children: [grow] }], []));
+    return { record: (await this.runs.get(runId)) as RunRecord, generation };
   }
 
   private denseJob(runId: string): FlowJob {
@@ -105,7 +115,8 @@ export class RunScheduler {
   async jobs(runId: string): Promise<JobView[]> {
     const record = await this.runs.get(runId);
     if (!record) return [];
-    const planned: { id: string; name: string; queue: Queue; domain?: string; replica?: number }[] = [
+    const generation = record.generation ?? 0;
+    const planned: { id: string; name: string; queue: Queue; domain?: string; replica?: number; method?: string }[] = [
       { id: jobIds.seed(runId), name: JOB_NAMES.seed, queue: this.trainQueue },
       ...expertsOf(record.spec).flatMap((expert) =>
         Array.from({ length: expert.replicas }, (_, replica) => ({
@@ -119,11 +130,19 @@ export class RunScheduler {
       ...(record.spec.denseBaseline
         ? [{ id: jobIds.dense(runId), name: JOB_NAMES.dense, queue: this.trainQueue }]
         : []),
-      { id: jobIds.merge(runId), name: JOB_NAMES.merge, queue: this.mergeQueue },
-      { id: jobIds.eval(runId), name: JOB_NAMES.eval, queue: this.mergeQueue },
+      { id: jobIds.merge(runId, generation), name: JOB_NAMES.merge, queue: this.mergeQueue },
+      ...finetunedMethods(record.spec)
+        .filter((method) => computePlan(record.spec).finetuneSteps[method])
+        .map((method) => ({
+          id: jobIds.finetune(runId, method, generation),
+          name: JOB_NAMES.finetune,
+          queue: this.trainQueue,
+          method,
+        })),
+      { id: jobIds.eval(runId, generation), name: JOB_NAMES.eval, queue: this.mergeQueue },
     ];
     return Promise.all(
-      planned.map(async ({ id, name, queue, domain, replica }) => {
+      planned.map(async ({ id, name, queue, domain, replica, method }) => {
         const job = await queue.getJob(id);
         const view: JobView = {
           id,
@@ -134,6 +153,7 @@ export class RunScheduler {
         };
         if (job?.failedReason) view.failedReason = job.failedReason;
         if (domain !== undefined) Object.assign(view, { domain, replica });
+        if (method !== undefined) view.method = method;
         return view;
       }),
     );
@@ -147,8 +167,7 @@ export class RunScheduler {
     await this.runs.cancel(runId);
     for (const view of await this.jobs(runId)) {
       if (!['waiting', 'delayed', 'waiting-children', 'prioritized'].includes(view.state)) continue;
-      const training: string[] = [JOB_NAMES.seed, JOB_NAMES.expert, JOB_NAMES.dense];
-      const queue = training.includes(view.name) ? this.trainQueue : this.mergeQueue;
+      const queue = view.name === JOB_NAMES.merge || view.name === JOB_NAMES.eval ? this.mergeQueue : this.trainQueue;
       const job: Job | undefined = await queue.getJob(view.id);
       await job?.remove({ removeChildren: true }).catch(() => {
         // A job that started meanwhile is locked; it stops on the flag instead.
@@ -159,4 +178,72 @@ export class RunScheduler {
   async close(): Promise<void> {
     await Promise.all([this.trainQueue.close(), this.mergeQueue.close(), this.flows.close()]);
   }
+}
+
+/** The replica jobs of one expert. */
+function expertJobs(runId: string, expert: ExpertSpec): FlowJob[] {
+  return Array.from({ length: expert.replicas }, (_, replica) => {
+    const data: TrainJobData = {
+      runId,
+      role: 'expert',
+      domain: expert.domain,
+      replica,
+      replicas: expert.replicas,
+      rendezvousKey: `grove:run:${runId}:expert:${expert.domain}`,
+    };
+    const opts = { ...CHILD_JOB_OPTIONS, jobId: jobIds.expert(runId, expert.domain, replica) };
+    return { name: JOB_NAMES.expert, queueName: QUEUES.train, data, opts };
+  });
+}
+
+/** eval ← [fine-tunes ←] merge ← `experts`, with `others` (the dense baseline) as further children of eval. */
+function consolidationFlow(
+  runId: string,
+  spec: RunSpec,
+  generation: number,
+  experts: FlowJob[],
+  others: FlowJob[],
+): FlowJob {
+  const mergeData: MergeJobData = { runId };
+  let consolidated: FlowJob = {
+    name: JOB_NAMES.merge,
+    queueName: QUEUES.merge,
+    data: mergeData,
+    opts: { ...CHILD_JOB_OPTIONS, jobId: jobIds.merge(runId, generation) },
+    children: experts,
+  };
+  const plan = computePlan(spec);
+  for (const method of finetunedMethods(spec)) {
+    const data: TrainJobData = { runId, role: 'finetune', method };
+    const opts = { ...CHILD_JOB_OPTIONS, jobId: jobIds.finetune(runId, method, generation) };
+    if (plan.finetuneSteps[method])
+      consolidated = { name: JOB_NAMES.finetune, queueName: QUEUES.train, data, opts, children: [consolidated] };
+  }
+  return {
+    name: JOB_NAMES.eval,
+    queueName: QUEUES.merge,
+    data: mergeData,
+    opts: { ...DEFAULT_JOB_OPTIONS, jobId: jobIds.eval(runId, generation) },
+    children: [consolidated, ...others],
+  };
+}
+
+export class RunNotFoundError extends Error {
+  constructor(runId: string) {
+    super(`No run with id "${runId}".`);
+    this.name = 'RunNotFoundError';
+  }
+}
+
+/** Growing needs a finished forest: its experts and merge must not be changing underneath. */
+export class RunNotFinishedError extends Error {
+  constructor(runId: string, status: string) {
+    super(`Run ${runId} is ${status}; only a completed run can grow a new expert.`);
+    this.name = 'RunNotFinishedError';
+  }
+}
+
+/** Fine-tuned methods in the order their jobs run (ds-moe first, nearest the merge). */
+function finetunedMethods(spec: RunSpec): FinetunedMethod[] {
+  return FINETUNED_METHODS.filter((method) => spec.merge.methods.includes(method)).reverse();
 }

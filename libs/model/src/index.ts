@@ -1,6 +1,7 @@
 export * from './backend.js';
 export * from './config.js';
 export * from './generate.js';
+export { chooseExperts, RoutingStats } from './moe.js';
 export { causalMask, gelu, rmsNorm, silu, softmaxCrossEntropy } from './ops.js';
 export * from './random.js';
 export * from './tokenizer.js';

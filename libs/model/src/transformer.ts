@@ -5,16 +5,9 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import './gradients.js';
-import { type ModelConfig, parameterShapes, validateModelConfig } from './config.js';
-import {
-  applyRotary,
-  causalMask,
-  gelu,
-  rmsNorm,
-  silu,
-  softmaxCrossEntropy,
-  tokenNegativeLogLikelihoods,
-} from './ops.js';
+import { type ModelConfig, type MoeConfig, parameterShapes, validateModelConfig } from './config.js';
+import { feedForward, type MoeLayerWeights, moeFeedForward, RoutingStats } from './moe.js';
+import { applyRotary, causalMask, rmsNorm, softmaxCrossEntropy, tokenNegativeLogLikelihoods } from './ops.js';
 import { Rng } from './random.js';
 
 /** Named float32 values, the currency of checkpoints, peers and merges. */
@@ -22,13 +15,29 @@ export type NamedArrays = Map<string, Float32Array>;
 
 const INIT_STD = 0.02;
 
+interface ForwardOptions {
+  /** Training routes as the MoE trains (dense for DS-MoE) and collects the balance loss. */
+  training: boolean;
+  /** Sees each layer's normalised feed-forward input [B·T, width]. */
+  observeFeedForwardInput?: (layer: number, input: tf.Tensor2D) => void;
+}
+
+type MoeModelConfig = ModelConfig & { moe: MoeConfig };
+
 export class TransformerLM {
   readonly config: ModelConfig;
   readonly params: Map<string, tf.Variable>;
+  /** MoE models count the expert work of every forward pass here (reset it with `resetRoutingStats`). */
+  routingStats?: RoutingStats;
 
   private constructor(config: ModelConfig, params: Map<string, tf.Variable>) {
     this.config = config;
     this.params = params;
+    this.resetRoutingStats();
+  }
+
+  resetRoutingStats(): void {
+    if (this.config.moe) this.routingStats = new RoutingStats(this.config.layers, this.config.moe.experts);
   }
 
   /** A freshly initialised model; the same seed gives the same weights on every backend. */
@@ -98,8 +107,26 @@ export class TransformerLM {
     return param;
   }
 
-  /** Logits [B·T, vocab] for tokens [B, T]. */
+  /** Logits [B·T, vocab] for tokens [B, T], routed as at inference. */
   logits(tokens: tf.Tensor2D): tf.Tensor2D {
+    return this.forward(tokens, { training: false }).logits;
+  }
+
+  /** Mean normalised feed-forward input of each layer over `tokens` (what a router sees), [layers][width]. */
+  feedForwardInputMeans(tokens: tf.Tensor2D): Float32Array[] {
+    const means: Float32Array[] = [];
+    tf.tidy(() => {
+      this.forward(tokens, {
+        training: false,
+        observeFeedForwardInput: (layer, input) => {
+          means[layer] = tf.mean(input, 0).dataSync() as Float32Array;
+        },
+      });
+    });
+    return means;
+  }
+
+  private forward(tokens: tf.Tensor2D, options: ForwardOptions): { logits: tf.Tensor2D; balanceLoss?: tf.Scalar } {
     const [batch, length] = tokens.shape;
     const { width, heads, contextLength, normEpsilon } = this.config;
     if (length > contextLength)
@@ -116,6 +143,7 @@ export class TransformerLM {
     let x = tf.reshape(rotary ? embedded : tf.add(embedded, this.positionTable(length)), [rows, width]);
 
     const mask = causalMask(length);
+    const balanceLosses: tf.Scalar[] = [];
     const splitHeads = (t: tf.Tensor, perm: number[], shape: number[]) =>
       tf.reshape(tf.transpose(tf.reshape(t, [batch, length, heads, headWidth]), perm), shape);
 
@@ -139,13 +167,41 @@ export class TransformerLM {
       );
       x = tf.add(x, tf.matMul(mixed, at('attention.out.weight')));
 
-      const f = rmsNorm(x, at('ffn.norm.weight'), normEpsilon);
-      const up = tf.matMul(f, at('ffn.up.weight'));
-      const hidden =
-        this.config.activation === 'swiglu' ? tf.mul(silu(tf.matMul(f, at('ffn.gate.weight'))), up) : gelu(up);
-      x = tf.add(x, tf.matMul(hidden, at('ffn.down.weight')));
+      const f = rmsNorm(x, at('ffn.norm.weight'), normEpsilon) as tf.Tensor2D;
+      options.observeFeedForwardInput?.(layer, f);
+      if (this.config.moe) {
+        const result = moeFeedForward(f, this.moeWeights(layer, this.config.moe), this.config as MoeModelConfig, {
+          training: options.training,
+          layer,
+          stats: this.routingStats,
+        });
+        x = tf.add(x, result.output);
+        if (result.balanceLoss) balanceLosses.push(result.balanceLoss);
+      } else {
+        const weights = { up: at('ffn.up.weight'), down: at('ffn.down.weight') };
+        const gate = this.config.activation === 'swiglu' ? { gate: at('ffn.gate.weight') } : {};
+        x = tf.add(x, feedForward(f, { ...weights, ...gate }, this.config.activation));
+      }
     }
-    return tf.matMul(rmsNorm(x, this.p('norm.weight'), normEpsilon), this.p('head.weight')) as tf.Tensor2D;
+    const logits = tf.matMul(rmsNorm(x, this.p('norm.weight'), normEpsilon), this.p('head.weight')) as tf.Tensor2D;
+    return {
+      logits,
+      balanceLoss: balanceLosses.length
+        ? (tf.div(tf.addN(balanceLosses), balanceLosses.length) as tf.Scalar)
+        : undefined,
+    };
+  }
+
+  private moeWeights(layer: number, moe: MoeConfig): MoeLayerWeights {
+    const at = (name: string) => this.p(`layers.${layer}.ffn.${name}`);
+    return {
+      router: at('router.weight'),
+      experts: Array.from({ length: moe.experts }, (_, expert) => ({
+        up: at(`experts.${expert}.up.weight`),
+        down: at(`experts.${expert}.down.weight`),
+        ...(this.config.activation === 'swiglu' ? { gate: at(`experts.${expert}.gate.weight`) } : {}),
+      })),
+    };
   }
 
   private positionTable(length: number): tf.Tensor {
@@ -153,11 +209,16 @@ export class TransformerLM {
     return length === this.config.contextLength ? table : tf.slice(table, [0, 0], [length, this.config.width]);
   }
 
-  /** Mean next-token cross-entropy in nats; `targets` are `inputs` shifted by one. */
+  /**
+   * Mean next-token cross-entropy in nats; `targets` are `inputs` shifted by one. An MoE adds its
+   * balance loss, weighted by `moe.balanceCoefficient` and averaged over layers.
+   */
   loss(inputs: tf.Tensor2D, targets: tf.Tensor2D): tf.Scalar {
-    const logits = this.logits(inputs);
+    const { logits, balanceLoss } = this.forward(inputs, { training: true });
     const oneHot = tf.oneHot(tf.reshape(targets, [-1]) as tf.Tensor1D, this.config.vocabSize) as tf.Tensor2D;
-    return softmaxCrossEntropy(logits, tf.cast(oneHot, 'float32') as tf.Tensor2D);
+    const crossEntropy = softmaxCrossEntropy(logits, tf.cast(oneHot, 'float32') as tf.Tensor2D);
+    if (!balanceLoss || !this.config.moe) return crossEntropy;
+    return tf.add(crossEntropy, tf.mul(balanceLoss, this.config.moe.balanceCoefficient)) as tf.Scalar;
   }
 
   /** Per-token negative log-likelihood in nats, [B·T], without gradients. */

@@ -29,6 +29,8 @@ export interface TrainingSettings {
   gradientClip: number;
   /** Seeds initialisation and data order. */
   seed: number;
+  /** `router`: update only an MoE's routers, every other parameter frozen (default `all`). */
+  trainableParameters?: 'all' | 'router';
 }
 
 export const TRAINING_DEFAULTS: TrainingSettings = {
@@ -67,6 +69,8 @@ export class Trainer {
   readonly model: TransformerLM;
   private currentSettings: TrainingSettings;
   private readonly optimizer: AdamW;
+  /** The parameters updated: all of them, or only an MoE's routers. */
+  private readonly trainable: Map<string, tf.Variable>;
   private readonly dataRng: Rng;
   private readonly stream: Uint8Array;
   step = 0;
@@ -77,7 +81,8 @@ export class Trainer {
     this.model = model;
     this.currentSettings = settings;
     this.stream = stream;
-    this.optimizer = new AdamW(model.params, {
+    this.trainable = trainableParameters(model, settings.trainableParameters ?? 'all');
+    this.optimizer = new AdamW(this.trainable, {
       beta1: settings.beta1,
       beta2: settings.beta2,
       weightDecay: settings.weightDecay,
@@ -142,10 +147,12 @@ export class Trainer {
       totalSteps: this.settings.steps,
       finalFraction: this.settings.finalLearningRateFraction,
     });
-    const names = [...this.model.params.keys()];
-    const params = [...this.model.params.values()];
+    const names = [...this.trainable.keys()];
+    const params = [...this.trainable.values()];
     let lossSum = 0;
     let summed: tf.Tensor[] | undefined;
+    // An MoE expert no token chose in a batch gets no gradient; like PyTorch, it is left untouched.
+    const reached = params.map(() => false);
     for (let micro = 0; micro < accumulation; micro++) {
       const batch = sampleBatch(this.stream, batchSize, length, this.dataRng);
       const { value, grads } = explainHeapExhaustion(batchSize, length, () =>
@@ -156,7 +163,11 @@ export class Trainer {
       );
       lossSum += value.dataSync()[0];
       value.dispose();
-      const ordered = params.map((param) => grads[param.name]);
+      const ordered = params.map((param, i) => {
+        const gradient = grads[param.name];
+        if (gradient) reached[i] = true;
+        return gradient ?? tf.zerosLike(param);
+      });
       if (summed) {
         const previous = summed;
         summed = previous.map((sum, i) => tf.add(sum, ordered[i]));
@@ -169,8 +180,8 @@ export class Trainer {
       const mean = gradients.map((g) => tf.mul(g, scale));
       const total = tf.sqrt(tf.addN(mean.map((g) => tf.sum(tf.square(g)))));
       const clip = gradientClip > 0 ? tf.minimum(1, tf.div(gradientClip, tf.add(total, 1e-6))) : tf.scalar(1);
-      const clipped = new Map(names.map((name, i) => [name, tf.mul(mean[i], clip)]));
-      this.optimizer.apply(this.model.params, clipped, learningRate);
+      const clipped = new Map(names.flatMap((name, i) => (reached[i] ? [[name, tf.mul(mean[i], clip)] as const] : [])));
+      this.optimizer.apply(this.trainable, clipped, learningRate);
       return total;
     });
     const gradientNorm = norm.dataSync()[0];
@@ -208,6 +219,14 @@ export class Trainer {
   }
 }
 
+function trainableParameters(model: TransformerLM, which: 'all' | 'router'): Map<string, tf.Variable> {
+  if (which === 'all') return model.params;
+  const routers = new Map([...model.params].filter(([name]) => name.endsWith('.ffn.router.weight')));
+  if (routers.size === 0)
+    throw new Error('Only the routers can be trained in a Mixture-of-Experts model; this one has none.');
+  return routers;
+}
+
 /** The model a checkpoint holds, its config validated. */
 export function modelFromCheckpoint(checkpoint: Checkpoint): TransformerLM {
   const config = validateModelConfig(checkpoint.config as unknown as ModelConfig);
@@ -235,7 +254,7 @@ function explainHeapExhaustion<T>(batchSize: number, length: number, compute: ()
 }
 
 function validateSettings(settings: TrainingSettings): void {
-  const positiveIntegers: (keyof TrainingSettings)[] = ['steps', 'batchSize', 'accumulation'];
+  const positiveIntegers = ['steps', 'batchSize', 'accumulation'] as const;
   for (const key of positiveIntegers) {
     if (!Number.isInteger(settings[key]) || settings[key] < 1) {
       throw new Error(`Training setting "${key}" must be a positive integer; got ${settings[key]}.`);

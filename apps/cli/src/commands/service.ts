@@ -18,7 +18,9 @@ export function registerService(program: Command): void {
     )
     .option('--workers <n>', 'worker processes (default: one per core)', positiveInteger, cpus().length)
     .option('--json', 'end by printing the finished run record as JSON', false)
-    .action(async (options: { workers: number; json: boolean }) => {
+    .option('--spec <file>', 'run this spec (JSON) instead of the built-in demo')
+    .action(async (options: { workers: number; json: boolean; spec?: string }) => {
+      const spec = options.spec ? readSpec(options.spec) : DEMO_RUN;
       const state = stateFolder();
       const cluster = await startCluster({ stateFolder: state, workers: options.workers });
       process.stderr.write(
@@ -31,7 +33,7 @@ export function registerService(program: Command): void {
       process.once('SIGINT', stop);
       try {
         const client = apiClientFromEnv(cluster.apiUrl);
-        const { id } = await client.submit(DEMO_RUN);
+        const { id } = await client.submit(spec);
         const run = await followRun(client, id);
         if (run.status !== 'completed')
           throw new Error(`The demo run ended ${run.status}: ${run.error ?? 'see the logs folder'}.`);
@@ -68,12 +70,7 @@ export function registerService(program: Command): void {
     .option('--api <url>', 'API base URL (default GROVE_API_URL or http://127.0.0.1:8080)')
     .option('--wait', 'follow the run until it ends and print its table', false)
     .action(async (file: string, options: { api?: string; wait: boolean }) => {
-      let spec: unknown;
-      try {
-        spec = JSON.parse(readFileSync(file, 'utf8'));
-      } catch (error) {
-        throw new Error(`Cannot read run spec ${file}: ${(error as Error).message}`);
-      }
+      const spec = readSpec(file);
       const client = apiClientFromEnv(options.api);
       const { id, created } = await client.submit(spec);
       process.stdout.write(`${id}\n`);
@@ -82,6 +79,27 @@ export function registerService(program: Command): void {
         const run = await followRun(client, id);
         if (run.rows) printTable(run.rows);
         if (run.status !== 'completed') throw new Error(`Run ${id} ended ${run.status}: ${run.error ?? ''}`);
+      }
+    });
+
+  program
+    .command('grow')
+    .description(
+      "Grow a completed run by one expert: it starts from the experts' posterior average; merges and eval rerun.",
+    )
+    .argument('<id>', 'run id')
+    .argument('<domain>', 'the new domain: a Brown domain or name=folder')
+    .option('--steps <n>', "the new expert's updates (default: the run's expertSteps)", positiveInteger)
+    .option('--api <url>', 'API base URL (default GROVE_API_URL or http://127.0.0.1:8080)')
+    .option('--wait', 'follow the run until it ends and print its table', false)
+    .action(async (id: string, domain: string, options: { steps?: number; api?: string; wait: boolean }) => {
+      const client = apiClientFromEnv(options.api);
+      const { generation } = await client.grow(id, { domain, steps: options.steps });
+      process.stderr.write(`run ${id} grows an expert for ${domain} (generation ${generation})\n`);
+      if (options.wait) {
+        const run = await followRun(client, id);
+        if (run.rows) printTable(run.rows);
+        if (run.status !== 'completed') process.exitCode = 1;
       }
     });
 
@@ -118,4 +136,12 @@ export function registerService(program: Command): void {
     .action(async (id: string, options: { api?: string }) => {
       await followLogs(apiClientFromEnv(options.api), id, (line) => process.stdout.write(`${line}\n`));
     });
+}
+
+function readSpec(file: string): unknown {
+  try {
+    return JSON.parse(readFileSync(file, 'utf8'));
+  } catch (error) {
+    throw new Error(`Cannot read run spec ${file}: ${(error as Error).message}`);
+  }
 }

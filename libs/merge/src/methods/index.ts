@@ -14,6 +14,9 @@ export const MERGE_METHODS = {
   ties: 'TIES: task vectors trimmed to their largest values, signs elected, agreeing values averaged',
   dare: 'DARE: task vectors randomly dropped and rescaled, then averaged',
   ensemble: 'BTM: the experts kept apart and mixed per byte by their domain posterior (all, and top-1)',
+  btx: "BTX: the experts' feed-forward blocks as the experts of a Mixture-of-Experts, the rest averaged, then a router fine-tune",
+  'ds-moe':
+    'DS-MoE: the same assembly trained densely (every expert on every token), run sparsely (top-k or threshold)',
 } as const;
 export type MergeMethod = keyof typeof MERGE_METHODS;
 
@@ -28,7 +31,7 @@ export interface TaskVectorOptions {
 }
 
 /** Merges with a task-vector method against `base` (the seed); equal expert weights. */
-export type TaskVectorMethod = Exclude<MergeMethod, 'linear' | 'posterior' | 'ensemble'>;
+export type TaskVectorMethod = Exclude<MergeMethod, 'linear' | 'posterior' | 'ensemble' | 'btx' | 'ds-moe'>;
 export const TASK_VECTOR_METHODS: TaskVectorMethod[] = ['task-arithmetic', 'ties', 'dare'];
 
 export function mergeAgainstBase(
