@@ -90,16 +90,8 @@ function localSgd(
 }
 
 function trainerFactory(stream: Uint8Array, steps: number) {
-  const shapes = parameterShapes(config);
   return (params: NamedArrays, dataSeed: number) =>
-    Trainer.fromWeights(
-      {
-        config: { ...config },
-        weights: new Map([...params].map(([name, data]) => [name, { shape: shapes.get(name) as number[], data }])),
-      },
-      { ...trainingFor(steps), seed: dataSeed },
-      stream,
-    );
+    Trainer.fromArrays(config, params, { ...trainingFor(steps), seed: dataSeed }, stream);
 }
 
 /** The seed for "from a seed" runs: trained once on the domain mixture and kept under bench/results. */

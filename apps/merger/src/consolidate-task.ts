@@ -2,7 +2,7 @@
  * The merge service's compute, in its own process: builds merged models from a run's
  * experts (`merge`) and scores every model of the run on every domain (`eval`).
  */
-import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { type Domain, evaluationBatches, loadDomain, type TokenBatch } from '@grove/data';
 import {

@@ -130,8 +130,9 @@ export async function trainReplica(job: ReplicaJob, context: ReplicaContext): Pr
       hooks: {
         coldStart: () => coldStart(output, groupCheckpoints, paths.seed),
         trainer: (params, dataSeed) =>
-          Trainer.fromWeights(
-            { config: { ...config }, weights: tensorsOf(params, shapes) },
+          Trainer.fromArrays(
+            config,
+            params,
             {
               ...context.training,
               steps: perReplicaSteps,

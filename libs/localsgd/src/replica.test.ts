@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { type PrivateRedis, startPrivateRedis } from '@grove/jobs';
-import { type ModelConfig, parameterShapes, presetConfig, selectBackend } from '@grove/model';
+import { type ModelConfig, presetConfig, selectBackend } from '@grove/model';
 import { type GroupState, parseCodec } from '@grove/peer';
 import { TRAINING_DEFAULTS, Trainer, type TrainingSettings } from '@grove/train';
 import { type LocalReplica, startLocalReplica } from './local-group.js';
@@ -62,11 +62,8 @@ const hashOf = (params: NamedArrays) => {
   return hash.digest('hex');
 };
 
-const trainerFor = (params: NamedArrays, dataSeed: number) => {
-  const shapes = parameterShapes(config);
-  const weights = new Map([...params].map(([name, data]) => [name, { shape: shapes.get(name) as number[], data }]));
-  return Trainer.fromWeights({ config: { ...config }, weights }, { ...training, seed: dataSeed }, text);
-};
+const trainerFor = (params: NamedArrays, dataSeed: number) =>
+  Trainer.fromArrays(config, params, { ...training, seed: dataSeed }, text);
 
 /** Starts one replica of the group under `key` in this process. */
 const startReplica = (

@@ -4,7 +4,7 @@
  * the trainer and round-trips through a checkpoint, so a resumed run continues exactly.
  */
 import { sampleBatch } from '@grove/data';
-import { type ModelConfig, Rng, TransformerLM, validateModelConfig } from '@grove/model';
+import { type ModelConfig, type NamedArrays, Rng, TransformerLM, validateModelConfig } from '@grove/model';
 import type { Checkpoint, TensorMap } from '@grove/store';
 import * as tf from '@tensorflow/tfjs-core';
 import { AdamW } from './adamw.js';
@@ -98,6 +98,11 @@ export class Trainer {
   /** Continues from weights only (a seed model or an expert branch): fresh optimizer, step 0. */
   static fromWeights(checkpoint: Checkpoint, settings: TrainingSettings, stream: Uint8Array): Trainer {
     return new Trainer(modelFromCheckpoint(checkpoint), settings, stream);
+  }
+
+  /** Like fromWeights, from parameters already in memory (a Local-SGD group's state). */
+  static fromArrays(config: ModelConfig, params: NamedArrays, settings: TrainingSettings, stream: Uint8Array): Trainer {
+    return new Trainer(TransformerLM.fromArrays(validateModelConfig(config), params), settings, stream);
   }
 
   /** Continues a run exactly where `checkpoint` left it, with the settings it was started with. */
