@@ -21,23 +21,6 @@ const html = (text: string) =>
   );
 
 export function renderReport(run: RunRecord, points: RunMetric[]): string {
-  const rows = run.rows ?? [];
-  const domains = [...new Set(rows.map((row) => row.domain))];
-  const models = [...new Set(rows.map((row) => row.model))];
-  const value = (model: string, domain: string) =>
-    rows.find((row) => row.model === model && row.domain === domain)?.bitsPerByte;
-  const best = (domain: string) => Math.min(...models.map((model) => value(model, domain) ?? Number.POSITIVE_INFINITY));
-  const table = `<table id="eval-table"><tr><th>model</th>${domains.map((d) => `<th>${html(d)}</th>`).join('')}</tr>${models
-    .map(
-      (model) =>
-        `<tr><td>${html(model)}</td>${domains
-          .map((domain) => {
-            const v = value(model, domain);
-            return `<td class="${v === best(domain) ? 'best' : ''}">${v === undefined ? '' : v.toFixed(3)}</td>`;
-          })
-          .join('')}</tr>`,
-    )
-    .join('')}</table>`;
   return `<!doctype html>
 <html lang="en">
 <head>
@@ -50,15 +33,17 @@ export function renderReport(run: RunRecord, points: RunMetric[]): string {
 <header><span class="brand">Grove</span><span>run ${html(run.id)}${run.spec.name ? ` — ${html(run.spec.name)}` : ''}</span></header>
 <main>
 <p>Status <span class="status ${html(run.status)}">${html(run.status)}</span>, created ${html(run.createdAt)}, last update ${html(run.updatedAt)}.</p>
-<section><h2>Held-out bits per byte</h2>${rows.length ? table : '<p class="empty">No eval table.</p>'}</section>
+<section><h2>Held-out bits per byte</h2><div id="table"></div></section>
 <section><div id="charts" class="charts"></div></section>
 <section><h2>Run spec</h2><pre>${html(JSON.stringify(run.spec, null, 2))}</pre></section>
 </main>
 <script>${scriptSafe(read(UPLOT_FOLDER, 'uPlot.iife.min.js'))}</script>
 <script>${scriptSafe(read(UI_FOLDER, 'charts.js'))}</script>
 <script id="points" type="application/json">${scriptSafe(JSON.stringify(points))}</script>
+<script id="rows" type="application/json">${scriptSafe(JSON.stringify(run.rows ?? []))}</script>
 <script>
   const points = JSON.parse(document.getElementById('points').textContent);
+  document.getElementById('table').innerHTML = window.GroveCharts.table(JSON.parse(document.getElementById('rows').textContent));
   const container = document.getElementById('charts');
   for (const spec of window.GroveCharts.specs(points)) {
     const element = document.createElement('div');

@@ -4,7 +4,7 @@
  * a run. Everything is served by this process, from files in the repository and in
  * node_modules: the page works without internet.
  */
-import { existsSync, readdirSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join, resolve, sep } from 'node:path';
 import { createBullBoard } from '@bull-board/api';
@@ -51,11 +51,8 @@ export async function runView(scheduler: RunScheduler, id: string) {
 
 export async function registerUi(app: FastifyInstance, scheduler: RunScheduler, stateFolder: string): Promise<void> {
   await app.register(fastifyStatic, { root: [UI_FOLDER, UPLOT_FOLDER], prefix: '/ui/assets/', decorateReply: false });
-  app.get('/ui', { schema: { hide: true } }, async (_request, reply) =>
-    reply
-      .type('text/html')
-      .send(await import('node:fs/promises').then((fs) => fs.readFile(join(UI_FOLDER, 'index.html')))),
-  );
+  const page = readFileSync(join(UI_FOLDER, 'index.html'));
+  app.get('/ui', { schema: { hide: true } }, async (_request, reply) => reply.type('text/html').send(page));
 
   const board = new FastifyAdapter();
   createBullBoard({

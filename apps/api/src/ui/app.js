@@ -68,27 +68,6 @@
     return stages.map((stage) => `<div class="stage">${stage}</div>`).join('<div class="arrow">→</div>');
   }
 
-  function table(rows) {
-    if (!rows || rows.length === 0) return '<p class="empty">The table appears when the eval job finishes.</p>';
-    const domains = [...new Set(rows.map((row) => row.domain))];
-    const models = [...new Set(rows.map((row) => row.model))];
-    const value = (model, domain) => rows.find((row) => row.model === model && row.domain === domain)?.bitsPerByte;
-    const best = Object.fromEntries(
-      domains.map((domain) => [domain, Math.min(...models.map((m) => value(m, domain) ?? Infinity))]),
-    );
-    return `<table id="eval-table"><tr><th>model</th>${domains.map((d) => `<th>${escapeHtml(d)}</th>`).join('')}</tr>${models
-      .map(
-        (model) =>
-          `<tr><td>${escapeHtml(model)}</td>${domains
-            .map((domain) => {
-              const v = value(model, domain);
-              return `<td class="${v === best[domain] ? 'best' : ''}">${v === undefined ? '' : v.toFixed(3)}</td>`;
-            })
-            .join('')}</tr>`,
-      )
-      .join('')}</table>`;
-  }
-
   async function showRun(id) {
     main.innerHTML = `<h2>Run <span id="run-id">${escapeHtml(id)}</span> <span id="run-status" class="status"></span></h2>
       <section><h2>Jobs</h2><div id="graph" class="graph"></div></section>
@@ -125,7 +104,7 @@
       status.textContent = run.status;
       status.className = `status ${run.status}`;
       document.getElementById('graph').innerHTML = graph(run);
-      document.getElementById('table').innerHTML = table(run.rows);
+      document.getElementById('table').innerHTML = window.GroveCharts.table(run.rows);
       if (['completed', 'failed', 'cancelled'].includes(run.status)) loadModels(id);
     });
     stream.onerror = () => stream.close();

@@ -1,5 +1,5 @@
-// Turns a run's metric points into uPlot charts. Shared by the live dashboard and by the
-// self-contained report.html (which inlines this file and uPlot).
+// Turns a run's metric points into uPlot charts and its rows into the eval table. Shared by
+// the live dashboard and by the self-contained report.html (which inlines this file and uPlot).
 ((global) => {
   const PALETTE = [
     '#1f77b4',
@@ -84,5 +84,33 @@
     new global.uPlot(options, aligned(spec), element);
   }
 
-  global.GroveCharts = { specs, render };
+  const escapeHtml = (text) =>
+    String(text).replace(
+      /[&<>"']/g,
+      (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c],
+    );
+
+  /** The eval table as HTML: model × domain, the best score of each domain in bold. */
+  function table(rows) {
+    if (!rows || rows.length === 0) return '<p class="empty">The table appears when the eval job finishes.</p>';
+    const domains = [...new Set(rows.map((row) => row.domain))];
+    const models = [...new Set(rows.map((row) => row.model))];
+    const value = (model, domain) => rows.find((row) => row.model === model && row.domain === domain)?.bitsPerByte;
+    const best = Object.fromEntries(
+      domains.map((domain) => [domain, Math.min(...models.map((m) => value(m, domain) ?? Infinity))]),
+    );
+    return `<table id="eval-table"><tr><th>model</th>${domains.map((d) => `<th>${escapeHtml(d)}</th>`).join('')}</tr>${models
+      .map(
+        (model) =>
+          `<tr><td>${escapeHtml(model)}</td>${domains
+            .map((domain) => {
+              const v = value(model, domain);
+              return `<td class="${v === best[domain] ? 'best' : ''}">${v === undefined ? '' : v.toFixed(3)}</td>`;
+            })
+            .join('')}</tr>`,
+      )
+      .join('')}</table>`;
+  }
+
+  global.GroveCharts = { specs, render, table };
 })(window);
