@@ -81,6 +81,13 @@ describe('merge service end to end', { timeout: 600_000 }, () => {
       assert.ok(row.bitsPerByte > 0.5 && row.bitsPerByte < 9, `${row.model} ${row.bitsPerByte}`);
       assert.ok((row.tokensPerSecond ?? 0) > 0, `${row.model} has a speed`);
     }
+    // A per-byte mixture of the experts never does much worse than its worst member.
+    const score = (model: string, domain: string) =>
+      rows.find((row) => row.model === model && row.domain === domain)?.bitsPerByte as number;
+    for (const domain of ['press', 'fiction']) {
+      const worst = Math.max(score('expert:press', domain), score('expert:fiction', domain));
+      assert.ok(score('ensemble:all', domain) <= worst + 0.01, `ensemble on ${domain}`);
+    }
     const active = (model: string) => rows.find((row) => row.model === model)?.activeParameters ?? 0;
     assert.ok(active('btx') > active('seed'), 'top-2 of 2 experts runs both feed-forward blocks');
     assert.ok(active('ds-moe') < active('ds-moe:dense-inference'), 'DS-MoE infers with one expert of two');
