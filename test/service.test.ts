@@ -142,7 +142,7 @@ describe('service end to end', { timeout: 900_000 }, () => {
       [{ experts: [{ domain: 'press', steps: 5, replicas: 0 }] }, 'experts.0.replicas'],
       [{ localSgd: { outerMomentum: 1.5 } }, 'localSgd.outerMomentum'],
       [{ localSgd: { codec: 'zip' } }, 'localSgd.codec'],
-      [{ merge: { methods: ['slerp'] } }, 'merge.methods.0'],
+      [{ merge: { methods: ['merge-all'] } }, 'merge.methods.0'],
       [{ eval: { bytes: 10 } }, 'eval.bytes'],
       [{ id: 'Has Spaces' }, 'id'],
       [{ surprise: true }, ''],

@@ -1,6 +1,6 @@
 /**
- * Grove merge service: takes `merge` and `eval` jobs, runs each in a child process, and
- * records the eval table with the run.
+ * Grove merge service: takes `merge`, `eval` and `grow` jobs, runs each in a child process
+ * (jobs/<kind>.ts), and records the eval table with the run.
  *
  *   REDIS_URL=redis://… GROVE_STATE_DIR=/data node --import tsx apps/merger/src/main.ts
  */
@@ -22,19 +22,24 @@ import {
   TaskFailed,
 } from '@grove/jobs';
 import { type Job, UnrecoverableError } from 'bullmq';
-import type { ConsolidateInput, ConsolidateProgress, ConsolidateResult } from './consolidate-task.js';
+import type { MergerInput, MergerProgress, MergerResult } from './task.js';
 
-const CONSOLIDATE_TASK = fileURLToPath(new URL('./consolidate-task.ts', import.meta.url));
+/** Each job kind's child-process entry point. */
+const TASKS: Record<string, string> = {
+  [JOB_NAMES.merge]: fileURLToPath(new URL('./jobs/merge.ts', import.meta.url)),
+  [JOB_NAMES.eval]: fileURLToPath(new URL('./jobs/evaluate.ts', import.meta.url)),
+  [JOB_NAMES.grow]: fileURLToPath(new URL('./jobs/grow.ts', import.meta.url)),
+};
 
 export function startMerger(options: { redisUrl: string; stateFolder: string; lockMs?: number }) {
   const connection = connectRedis(options.redisUrl);
   const scheduler = new RunScheduler(connection);
   const running = new Set<{ kill(): void }>();
 
-  const processor = async (job: Job): Promise<ConsolidateResult> => {
+  const processor = async (job: Job): Promise<MergerResult> => {
     const parsed = MergeJobData.safeParse(job.data);
-    const kinds: string[] = [JOB_NAMES.merge, JOB_NAMES.eval, JOB_NAMES.grow];
-    if (!parsed.success || !kinds.includes(job.name) || (job.name === JOB_NAMES.grow) !== !!parsed.data.domain) {
+    const task = TASKS[job.name];
+    if (!parsed.success || !task || (job.name === JOB_NAMES.grow) !== !!parsed.data.domain) {
       throw new UnrecoverableError(
         `Invalid ${job.name} job: expected {runId} on merge or eval, {runId, domain} on grow.`,
       );
@@ -43,23 +48,13 @@ export function startMerger(options: { redisUrl: string; stateFolder: string; lo
     const record = await scheduler.runs.get(runId);
     if (!record) throw new UnrecoverableError(`Run ${runId} does not exist.`);
     if (await scheduler.runs.isCancelled(runId)) throw new UnrecoverableError('The run was cancelled.');
-    const input: ConsolidateInput = {
-      kind: job.name as ConsolidateInput['kind'],
-      runId,
-      domain,
-      spec: record.spec,
-      stateFolder: options.stateFolder,
-    };
-    const task = runChildTask<ConsolidateInput, ConsolidateProgress, ConsolidateResult>(
-      CONSOLIDATE_TASK,
-      input,
-      (progress) => {
-        void job.updateProgress({ ...progress });
-      },
-    );
-    running.add(task);
+    const input: MergerInput = { runId, domain, spec: record.spec, stateFolder: options.stateFolder };
+    const child = runChildTask<MergerInput, MergerProgress, MergerResult>(task, input, (progress) => {
+      void job.updateProgress({ ...progress });
+    });
+    running.add(child);
     try {
-      const result = await task.result;
+      const result = await child.result;
       if (job.name === JOB_NAMES.eval && result.rows) {
         await scheduler.runs.setRows(runId, result.rows);
         await scheduler.runs.setStatus(runId, 'completed');
@@ -70,7 +65,7 @@ export function startMerger(options: { redisUrl: string; stateFolder: string; lo
       if (error instanceof TaskFailed && error.permanent) throw new UnrecoverableError(error.message);
       throw error;
     } finally {
-      running.delete(task);
+      running.delete(child);
     }
   };
 

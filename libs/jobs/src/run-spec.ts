@@ -3,7 +3,7 @@
  * BullMQ producers and the workers. Defaults, ranges and descriptions live here only.
  */
 import { BROWN_DOMAINS, DEFAULT_DOMAINS } from '@grove/data';
-import { MERGE_METHODS, type MergeMethod } from '@grove/merge';
+import { MERGE_METHOD_NAMES, METHOD_OPTIONS, TENSOR_MERGE_METHODS, type TensorMergeMethod } from '@grove/merge';
 import { PRESETS } from '@grove/model';
 import { z } from 'zod';
 
@@ -160,13 +160,11 @@ export const RunSpec = z
     merge: z
       .object({
         methods: z
-          .array(z.enum(Object.keys(MERGE_METHODS) as [MergeMethod, ...MergeMethod[]]))
+          .array(z.enum(MERGE_METHOD_NAMES))
           .min(1)
           .default(['linear', 'posterior'])
-          .describe(`Merges to build from the experts: ${Object.keys(MERGE_METHODS).join(', ')}`),
-        scale: z.number().gt(0).max(10).default(1).describe('λ for task-arithmetic, ties and dare'),
-        density: z.number().gt(0).max(1).default(0.5).describe('ties: fraction of each task vector kept'),
-        dropRate: z.number().min(0).lt(1).default(0.5).describe('dare: probability of dropping each element'),
+          .describe(`Merges to build from the experts: ${MERGE_METHOD_NAMES.join(', ')}`),
+        ...METHOD_OPTIONS,
         btx: z
           .object({
             topK: int(1, 64).default(2).describe('Experts each token runs through'),
@@ -219,6 +217,27 @@ export const RunSpec = z
         });
     }
 
+    const experts = expertsOf(spec).map((expert) => expert.domain);
+    for (const method of tensorMethodsOf(spec)) {
+      const merged = expertsMergedBy(spec, method, experts);
+      const path = ['merge', method.key];
+      for (const domain of merged)
+        if (!experts.includes(domain))
+          context.addIssue({
+            code: 'custom',
+            path,
+            message: `${method.name} names "${domain}", which is not an expert`,
+          });
+      if (new Set(merged).size < merged.length)
+        context.addIssue({ code: 'custom', path, message: `${method.name} names one expert twice` });
+      if (merged.length < method.minExperts)
+        context.addIssue({
+          code: 'custom',
+          path: ['merge', 'methods'],
+          message: `${method.name} needs at least ${method.minExperts} experts; the run has ${merged.length}`,
+        });
+    }
+
     names.forEach((name, index) => {
       if (names.indexOf(name) !== index)
         context.addIssue({ code: 'custom', path: ['domains', index], message: `domain "${name}" is listed twice` });
@@ -263,6 +282,23 @@ export function expertsOf(spec: RunSpec): ExpertSpec[] {
       replicas: spec.expertReplicas,
     }))
   );
+}
+
+/** The tensor merge methods a spec asks for, in registry order. */
+export function tensorMethodsOf(spec: RunSpec): TensorMergeMethod[] {
+  return (TENSOR_MERGE_METHODS as readonly TensorMergeMethod[]).filter((method) =>
+    spec.merge.methods.includes(method.name as RunSpec['merge']['methods'][number]),
+  );
+}
+
+/** A method's options from `merge.<key>` (defaults filled in); `{}` for a method without any. */
+export function methodOptionsOf(spec: RunSpec, method: TensorMergeMethod): Record<string, unknown> {
+  return (spec.merge as unknown as Record<string, Record<string, unknown> | undefined>)[method.key] ?? {};
+}
+
+/** The experts (by domain) `method` merges: all of `experts` unless the method picks some. */
+export function expertsMergedBy(spec: RunSpec, method: TensorMergeMethod, experts: string[]): string[] {
+  return method.selectExperts?.(experts, methodOptionsOf(spec, method)) ?? experts;
 }
 
 export interface FieldError {

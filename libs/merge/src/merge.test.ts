@@ -19,7 +19,7 @@ describe('weightedAverage', () => {
   it('refuses models of different shapes, naming the parameter', () => {
     assert.throws(
       () => weightedAverage([model([1, 2], [3]), model([1], [3])], [1, 1]),
-      /Parameter "a" has 1 values in model 1 but 2/,
+      /Parameter "a" has 1 values in expert 1 but 2 in the base/,
     );
     assert.throws(() => weightedAverage([model([1], [3])], [-1]), /non-negative/);
   });

@@ -232,13 +232,14 @@ function trainableParameters(model: TransformerLM, which: 'all' | 'router'): Map
   return routers;
 }
 
+/** A checkpoint's weights as named arrays (the same memory, no copy). */
+export const checkpointArrays = (checkpoint: Checkpoint): NamedArrays =>
+  new Map([...checkpoint.weights].map(([name, tensor]) => [name, tensor.data]));
+
 /** The model a checkpoint holds, its config validated. */
 export function modelFromCheckpoint(checkpoint: Checkpoint): TransformerLM {
   const config = validateModelConfig(checkpoint.config as unknown as ModelConfig);
-  return TransformerLM.fromArrays(
-    config,
-    new Map([...checkpoint.weights].map(([name, tensor]) => [name, tensor.data])),
-  );
+  return TransformerLM.fromArrays(config, checkpointArrays(checkpoint));
 }
 
 /**

@@ -1,55 +1,52 @@
 /**
- * The merge methods a run can ask for, by name. `linear` and `posterior` average the experts
- * with weights; the others work on task vectors against the seed the experts branched from.
+ * The tensor merge methods, by name: one line each. The run spec takes `merge.methods` from
+ * these names and each method's options from `merge.<key>`.
  */
-import type { NamedArrays } from '../average.js';
+import type { z } from 'zod';
 import { dare } from './dare.js';
+import { karcher } from './karcher.js';
+import { linear } from './linear.js';
+import type { TensorMergeMethod } from './method.js';
+import { modelStock } from './model-stock.js';
+import { multislerp } from './multislerp.js';
+import { posterior } from './posterior.js';
+import { slerp } from './slerp.js';
 import { taskArithmetic } from './task-arithmetic.js';
 import { ties } from './ties.js';
 
-export const MERGE_METHODS = {
-  linear: 'the experts averaged with equal weights',
-  posterior: 'BTM: the experts averaged with weights from their domain posterior on each target domain',
-  'task-arithmetic': 'the seed plus λ times the mean of the experts’ task vectors',
-  ties: 'TIES: task vectors trimmed to their largest values, signs elected, agreeing values averaged',
-  dare: 'DARE: task vectors randomly dropped and rescaled, then averaged',
-  ensemble: 'BTM: the experts kept apart and mixed per byte by their domain posterior (all, and top-1)',
-  btx: "BTX: the experts' feed-forward blocks as the experts of a Mixture-of-Experts, the rest averaged, then a router fine-tune",
-  'ds-moe':
-    'DS-MoE: the same assembly trained densely (every expert on every token), run sparsely (top-k or threshold)',
-} as const;
-export type MergeMethod = keyof typeof MERGE_METHODS;
+export const TENSOR_MERGE_METHODS = [
+  linear,
+  posterior,
+  taskArithmetic,
+  ties,
+  dare,
+  slerp,
+  multislerp,
+  karcher,
+  modelStock,
+] as const;
 
-export interface TaskVectorOptions {
-  /** λ: how far along the combined task vector to go from the seed. */
-  scale: number;
-  /** TIES: fraction of each task vector kept. */
-  density: number;
-  /** DARE: probability of dropping each element. */
-  dropRate: number;
-  seed: number;
+type Methods = (typeof TENSOR_MERGE_METHODS)[number];
+export type TensorMergeMethodName = Methods['name'];
+
+/** Each method with options, under its key: what the run spec's `merge` object composes. */
+export type MethodOptionsShape = {
+  [M in Methods as keyof M['options']['shape'] extends never ? never : M['key']]: z.ZodPrefault<M['options']>;
+};
+
+export const METHOD_OPTIONS = Object.fromEntries(
+  (TENSOR_MERGE_METHODS as readonly TensorMergeMethod[])
+    .filter((method) => Object.keys(method.options.shape).length > 0)
+    .map((method) => [method.key, method.options.prefault({}).describe(`${method.name}: ${method.description}`)]),
+) as unknown as MethodOptionsShape;
+
+export function tensorMergeMethod(name: string): TensorMergeMethod | undefined {
+  return (TENSOR_MERGE_METHODS as readonly TensorMergeMethod[]).find((method) => method.name === name);
 }
 
-/** Merges with a task-vector method against `base` (the seed); equal expert weights. */
-export type TaskVectorMethod = Exclude<MergeMethod, 'linear' | 'posterior' | 'ensemble' | 'btx' | 'ds-moe'>;
-export const TASK_VECTOR_METHODS: TaskVectorMethod[] = ['task-arithmetic', 'ties', 'dare'];
-
-export function mergeAgainstBase(
-  method: TaskVectorMethod,
-  base: NamedArrays,
-  experts: NamedArrays[],
-  options: TaskVectorOptions,
-): NamedArrays {
-  const weights = experts.map(() => 1);
-  switch (method) {
-    case 'task-arithmetic':
-      return taskArithmetic(base, experts, weights, options.scale);
-    case 'ties':
-      return ties(base, experts, options.density, options.scale);
-    case 'dare':
-      return dare(base, experts, weights, options.dropRate, options.scale, options.seed);
-  }
-}
-
+export type { TensorInputs, TensorMergeMethod } from './method.js';
+export { meanPairwiseCosine } from './model-stock.js';
+export { slerpTensor } from './slerp.js';
+export { sphericalMean } from './sphere.js';
 export { trim } from './ties.js';
-export { dare, taskArithmetic, ties };
+export { dare, karcher, linear, modelStock, multislerp, posterior, slerp, taskArithmetic, ties };

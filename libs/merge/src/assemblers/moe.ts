@@ -5,8 +5,8 @@
  * `hidden` gate mode) points each expert's column at its domain's mean hidden state.
  */
 import { feedForwardShapes, type ModelConfig, Rng } from '@grove/model';
-import { type NamedArrays, uniformWeights, weightedAverage } from './average.js';
-import { checkShapes } from './methods/task-vectors.js';
+import { uniformWeights, weightedAverage } from '../average.js';
+import { checkShapes, type NamedArrays } from '../shapes.js';
 
 export interface BtxOptions {
   /** Experts each token runs through. */

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { before, describe, it } from 'node:test';
 import { type ModelConfig, parameterShapes, presetConfig, selectBackend, TransformerLM } from '@grove/model';
 import * as tf from '@tensorflow/tfjs-core';
-import { assembleBtx, type BtxOptions } from './btx.js';
+import { assembleBtx, type BtxOptions } from './moe.js';
 
 const micro: ModelConfig = { ...presetConfig('tiny'), layers: 2, width: 16, heads: 2, ffnWidth: 32, contextLength: 8 };
 const options: BtxOptions = { topK: 2, keepSeed: false, router: 'random', balanceCoefficient: 0.01, seed: 1 };
