@@ -37,7 +37,7 @@ export type MethodOptionsShape = {
 export const METHOD_OPTIONS = Object.fromEntries(
   (TENSOR_MERGE_METHODS as readonly TensorMergeMethod[])
     .filter((method) => Object.keys(method.options.shape).length > 0)
-    .map((method) => [method.key, method.options.prefault({}).describe(`${method.name}: ${method.description}`)]),
+    .map((method) => [method.key, method.options.prefault({}).describe(method.description)]),
 ) as unknown as MethodOptionsShape;
 
 export function tensorMergeMethod(name: string): TensorMergeMethod | undefined {
