@@ -8,8 +8,8 @@ import { join } from 'node:path';
 import type { Domain } from '@grove/data';
 import { artifactPaths, expertsMergedBy, expertsOf, methodOptionsOf, moeConfigOf, tensorMethodsOf } from '@grove/jobs';
 import { domainPosterior, MOE_ASSEMBLERS, mergeModels, type TensorMergeMethod, uniformWeights } from '@grove/merge';
-import type { ModelConfig, NamedArrays } from '@grove/model';
-import { loadCheckpoint } from '@grove/store';
+import type { ModelConfig, NamedArrays, TransformerLM } from '@grove/model';
+import { type Checkpoint, loadCheckpoint } from '@grove/store';
 import { checkpointArrays, modelFromCheckpoint } from '@grove/train';
 import { saveMerged } from '../checkpoints.js';
 import { domainNamed } from '../domains.js';
@@ -101,14 +101,14 @@ function mergeTargets(
 }
 
 /** By target domain: [sequence][expert] log-likelihoods of its held-out tail under every expert. */
-function posteriorLogLikelihoods(models: ReturnType<typeof modelFromCheckpoint>[], domains: Domain[]) {
+function posteriorLogLikelihoods(models: TransformerLM[], domains: Domain[]): Record<string, number[][]> {
   const sequences = Object.fromEntries(domains.map((domain) => [domain.name, posteriorSequences(models, domain)]));
   for (const model of models) model.dispose();
   return sequences;
 }
 
 function routerMeans(
-  seedCheckpoint: ReturnType<typeof loadCheckpoint>,
+  seedCheckpoint: Checkpoint,
   names: string[],
   domains: Domain[],
   keepSeed: boolean,
