@@ -1,6 +1,8 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { InvalidRunSpecError, parseRunSpec } from './run-spec.js';
+import { METHOD_OPTIONS } from '@grove/merge';
+import { z } from 'zod';
+import { InvalidRunSpecError, parseRunSpec, RunSpec } from './run-spec.js';
 
 const fieldsOf = (input: unknown) => {
   try {
@@ -20,6 +22,16 @@ describe('run spec: merge', () => {
     assert.deepEqual(merge.taskArithmetic, { scale: 1 });
     assert.deepEqual(merge.slerp, { t: 0.5 });
     assert.deepEqual(merge.karcher, { maxIterations: 10, tolerance: 1e-6 });
+  });
+
+  it('documents every method’s options in the JSON schema the API publishes', () => {
+    const schema = z.toJSONSchema(RunSpec, { io: 'input', unrepresentable: 'any' }) as {
+      properties: { merge: { properties: Record<string, { properties?: Record<string, { description?: string }> }> } };
+    };
+    const merge = schema.properties.merge.properties;
+    for (const key of Object.keys(METHOD_OPTIONS)) assert.ok(merge[key]?.properties, `merge.${key}`);
+    assert.match(merge.ties.properties?.density.description ?? '', /Fraction of each task vector kept/);
+    assert.match(merge.slerp.properties?.t.description ?? '', /arc/);
   });
 
   it('names the field of a bad or moved method option', () => {
