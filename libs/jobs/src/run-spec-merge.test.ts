@@ -25,7 +25,7 @@ describe('run spec: merge', () => {
   });
 
   it('documents every method’s options in the JSON schema the API publishes', () => {
-    const schema = z.toJSONSchema(RunSpec, { io: 'input', unrepresentable: 'any' }) as {
+    const schema = z.toJSONSchema(RunSpec, { io: 'input', unrepresentable: 'any' }) as unknown as {
       properties: { merge: { properties: Record<string, { properties?: Record<string, { description?: string }> }> } };
     };
     const merge = schema.properties.merge.properties;
