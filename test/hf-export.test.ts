@@ -12,7 +12,14 @@ import { before, describe, it, type TestContext } from 'node:test';
 import { brownDomain } from '@grove/data';
 import { exportHuggingFace, importHuggingFace } from '@grove/hf';
 import { assembleBtx } from '@grove/merge';
-import { type ModelConfig, parameterShapes, presetConfig, selectBackend } from '@grove/model';
+import {
+  type ModelConfig,
+  type NamedArrays,
+  parameterShapes,
+  presetConfig,
+  selectBackend,
+  TransformerLM,
+} from '@grove/model';
 import { type Checkpoint, loadCheckpoint, saveCheckpoint } from '@grove/store';
 import { modelFromCheckpoint, TRAINING_DEFAULTS, Trainer } from '@grove/train';
 import * as tf from '@tensorflow/tfjs-core';
@@ -58,6 +65,14 @@ function train(checkpoint: Checkpoint | ModelConfig, steps: number, stream: Uint
   const trained = trainer.checkpoint();
   trainer.dispose();
   return { config: trained.config, weights: trained.weights };
+}
+
+function checkpointOf(config: ModelConfig, arrays: NamedArrays): Checkpoint {
+  const shapes = parameterShapes(config);
+  return {
+    config: config as unknown as Record<string, unknown>,
+    weights: new Map([...arrays].map(([name, data]) => [name, { shape: shapes.get(name) as number[], data }])),
+  };
 }
 
 function groveLogits(checkpoint: Checkpoint, tokens: number[]): Float32Array {
@@ -175,13 +190,7 @@ describe('Hugging Face export', () => {
       balanceCoefficient: 0.01,
       seed: 1,
     });
-    const weights = new Map(
-      [...parameterShapes(btx.config)].map(([name, shape]) => [
-        name,
-        { shape, data: btx.weights.get(name) as Float32Array },
-      ]),
-    );
-    const moe = train({ config: btx.config as unknown as Record<string, unknown>, weights }, 3, press.train);
+    const moe = train(checkpointOf(btx.config, btx.weights), 3, press.train);
     checkExport(t, moe, 'btx', 'MixtralForCausalLM');
   });
 
@@ -193,7 +202,8 @@ describe('Hugging Face export', () => {
   it('refuses a model with no exact counterpart, in one sentence naming the fix', () => {
     const model = join(root, 'gelu-moe');
     const moe = { experts: 2, topK: 1, training: 'sparse' as const, threshold: 0, balanceCoefficient: 0 };
-    saveCheckpoint(model, train({ ...dense, activation: 'gelu', moe }, 1, press.train));
+    const config: ModelConfig = { ...dense, activation: 'gelu', moe };
+    saveCheckpoint(model, checkpointOf(config, TransformerLM.create(config, 1).toArrays()));
     const run = grove('export', model, '--out', join(root, 'gelu-moe-hf'));
     assert.equal(run.code, 1);
     assert.match(run.stderr, /^grove: Mixtral’s experts are gated.*train with model\.activation "swiglu"\.\n$/);
