@@ -164,8 +164,15 @@ def sparse_moe(x, weights, prefix, config):
     return output.reshape(batch, length, width)
 
 
+# Fields transformers 5 declares as float in its strict configs: an integer there (0, not 0.0) is refused.
+FLOAT_FIELDS = ["initializer_range", "rms_norm_eps", "router_aux_loss_coef", "router_jitter_noise"]
+
+
 def check_config(config):
     """Settings this reference does not implement must be at the values Grove exports."""
+    for field in FLOAT_FIELDS:
+        if field in config and not isinstance(config[field], float):
+            raise SystemExit(f"config.json field {field} is {config[field]!r}; the library's config requires a float")
     for field, neutral in [("tie_word_embeddings", False), ("attention_bias", False), ("mlp_bias", False),
                            ("rope_scaling", None), ("sliding_window", None)]:
         if config.get(field, neutral) != neutral:

@@ -13,7 +13,7 @@ import {
   type TensorMap,
   writeNewFolder,
 } from '@grove/store';
-import { type Architecture, architectureFor, generationConfig, toHfConfig } from './hf-config.js';
+import { type Architecture, architectureFor, generationConfig, hfConfigText, toHfConfig } from './hf-config.js';
 import { tensorPlacements, transpose } from './tensor-names.js';
 import { specialTokensMap, tokenizerConfig, tokenizerJson } from './tokenizer-files.js';
 
@@ -38,7 +38,7 @@ export function exportHuggingFace(checkpoint: Checkpoint, folder: string): Archi
   }
   const json = (value: unknown) => `${JSON.stringify(value, null, 2)}\n`;
   writeNewFolder(folder, [
-    [HF_CONFIG_FILE, json(hfConfig)],
+    [HF_CONFIG_FILE, hfConfigText(hfConfig)],
     ['generation_config.json', json(generationConfig(config))],
     [
       HF_MODEL_FILE,

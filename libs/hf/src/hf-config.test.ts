@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { type ModelConfig, presetConfig } from '@grove/model';
-import { architectureFor, modelConfigFromHf, toHfConfig } from './hf-config.js';
+import { architectureFor, hfConfigText, modelConfigFromHf, toHfConfig } from './hf-config.js';
 
 const dense: ModelConfig = { ...presetConfig('tiny'), activation: 'swiglu' };
 const moe = { experts: 4, topK: 2, training: 'sparse' as const, threshold: 0, balanceCoefficient: 0.01 };
@@ -28,6 +28,15 @@ describe('Hugging Face config', () => {
     const mixtral = toHfConfig({ ...dense, moe });
     assert.deepEqual([mixtral.num_local_experts, mixtral.num_experts_per_tok, mixtral.hidden_act], [4, 2, 'silu']);
     assert.equal(mixtral.sliding_window, null);
+  });
+
+  it('writes whole-numbered float fields with a decimal point, as the library’s strict configs need', () => {
+    const text = hfConfigText(toHfConfig({ ...dense, normEpsilon: 1, moe: { ...moe, balanceCoefficient: 0 } }));
+    assert.match(text, /^ {2}"router_aux_loss_coef": 0\.0,$/m);
+    assert.match(text, /^ {2}"router_jitter_noise": 0\.0,$/m);
+    assert.match(text, /^ {2}"rms_norm_eps": 1\.0,$/m);
+    assert.match(text, /^ {2}"num_local_experts": 4,$/m);
+    assert.equal(JSON.parse(text).router_aux_loss_coef, 0);
   });
 
   it('reads back the config it writes', () => {

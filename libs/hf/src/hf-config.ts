@@ -102,6 +102,18 @@ export function toHfConfig(config: ModelConfig): Record<string, unknown> {
   };
 }
 
+/** Fields transformers 5 types as float in its strict configs, where an integer (0 rather than 0.0) is refused. */
+const FLOAT_FIELDS = ['initializer_range', 'rms_norm_eps', 'router_aux_loss_coef', 'router_jitter_noise'];
+
+/**
+ * config.json's text: JSON, except that float fields holding whole numbers keep a decimal point
+ * (JSON.stringify writes 0 for 0.0), since the library refuses an integer there.
+ */
+export function hfConfigText(hfConfig: Record<string, unknown>): string {
+  const floatLine = new RegExp(`^(\\s*"(?:${FLOAT_FIELDS.join('|')})": -?\\d+)(,?)$`, 'gm');
+  return `${JSON.stringify(hfConfig, null, 2).replace(floatLine, '$1.0$2')}\n`;
+}
+
 /** Fields that must keep the library's neutral setting, since Grove has nothing they could switch on. */
 const NEUTRAL_FIELDS: [field: string, neutral: unknown, what: string][] = [
   ['tie_word_embeddings', false, 'an output head tied to the embeddings'],
