@@ -1,7 +1,9 @@
 import { Command } from 'commander';
 import { registerBench } from './commands/bench.js';
 import { registerEval } from './commands/eval.js';
+import { registerExport } from './commands/export.js';
 import { registerGenerate } from './commands/generate.js';
+import { registerImport } from './commands/import.js';
 import { registerService } from './commands/service.js';
 import { registerTrain } from './commands/train.js';
 
@@ -14,6 +16,8 @@ const program = new Command()
 registerTrain(program);
 registerEval(program);
 registerGenerate(program);
+registerExport(program);
+registerImport(program);
 registerBench(program);
 registerService(program);
 

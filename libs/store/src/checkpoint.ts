@@ -5,16 +5,16 @@
  * temporary name and renamed into place, and `state.json` records the hash of each
  * tensor file, so a checkpoint is either complete and consistent or refused.
  */
-import { randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
-import { readRequiredFile, writeFileAtomic } from './files.js';
+import { existsSync, readdirSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+import { readRequiredFile, writeFileAtomic, writeNewFolder } from './files.js';
 import { decodeSafetensors, encodeSafetensors, sha256, type TensorMap } from './safetensors.js';
 
 export const MODEL_FILE = 'model.safetensors';
 export const OPTIMIZER_FILE = 'optimizer.safetensors';
 export const STATE_FILE = 'state.json';
-const CONFIG_KEY = 'grove.config';
+/** The metadata key under which a model file carries its Grove config as JSON. */
+export const CONFIG_METADATA_KEY = 'grove.config';
 
 export interface Checkpoint {
   /** The model's config as JSON (validated by whoever loads it). */
@@ -34,16 +34,7 @@ export function saveCheckpoint(folder: string, checkpoint: Checkpoint): void {
     if (!checkpoint.optimizer) rmSync(join(folder, OPTIMIZER_FILE), { force: true });
     return;
   }
-  mkdirSync(dirname(folder), { recursive: true });
-  const staging = `${folder}.tmp-${randomBytes(4).toString('hex')}`;
-  mkdirSync(staging);
-  try {
-    for (const [name, bytes] of files) writeFileSync(join(staging, name), bytes, { flush: true });
-    renameSync(staging, folder);
-  } catch (error) {
-    rmSync(staging, { recursive: true, force: true });
-    throw error;
-  }
+  writeNewFolder(folder, files);
 }
 
 /** The checkpoint's files in write order, state.json (with the others' hashes) last. */
@@ -51,7 +42,7 @@ function encodeCheckpoint(checkpoint: Checkpoint): [string, Uint8Array | string]
   const files: [string, Uint8Array][] = [
     [
       MODEL_FILE,
-      encodeSafetensors(checkpoint.weights, { format: 'pt', [CONFIG_KEY]: JSON.stringify(checkpoint.config) }),
+      encodeSafetensors(checkpoint.weights, { format: 'pt', [CONFIG_METADATA_KEY]: JSON.stringify(checkpoint.config) }),
     ],
   ];
   if (checkpoint.optimizer) files.push([OPTIMIZER_FILE, encodeSafetensors(checkpoint.optimizer, { format: 'pt' })]);
@@ -83,7 +74,7 @@ export function loadCheckpoint(folder: string): Checkpoint {
     return decodeSafetensors(bytes, join(folder, file));
   };
   const model = read(MODEL_FILE);
-  const configJson = model.metadata[CONFIG_KEY];
+  const configJson = model.metadata[CONFIG_METADATA_KEY];
   if (!configJson) throw new Error(`${join(folder, MODEL_FILE)} carries no model config in its metadata.`);
   const hasOptimizer = existsSync(join(folder, OPTIMIZER_FILE));
   if (state?.files?.[OPTIMIZER_FILE] && !hasOptimizer) {
