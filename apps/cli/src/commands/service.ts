@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { join } from 'node:path';
-import { DEMO_RUN, stateFolder } from '@grove/jobs';
+import { DEMO_RUN, redactRedisUrl, stateFolder } from '@grove/jobs';
 import type { Command } from 'commander';
 import { apiClientFromEnv } from '../api-client.js';
 import { startCluster } from '../cluster.js';
@@ -24,7 +24,7 @@ export function registerService(program: Command): void {
       const state = stateFolder();
       const cluster = await startCluster({ stateFolder: state, workers: options.workers });
       process.stderr.write(
-        `cluster: api ${cluster.apiUrl} (dashboard ${cluster.apiUrl}/ui), redis ${cluster.redisUrl}, ${options.workers} workers; state in ${state}\n`,
+        `cluster: api ${cluster.apiUrl} (dashboard ${cluster.apiUrl}/ui), redis ${redactRedisUrl(cluster.redisUrl)}, ${options.workers} workers; state in ${state}\n`,
       );
       const stop = async () => {
         await cluster.stop();
@@ -54,7 +54,7 @@ export function registerService(program: Command): void {
       const state = stateFolder();
       const cluster = await startCluster({ stateFolder: state, workers: options.workers, port: options.port });
       process.stderr.write(
-        `grove is up: api ${cluster.apiUrl} (docs at /docs), redis ${cluster.redisUrl}, ${options.workers} workers; Ctrl-C stops\n`,
+        `grove is up: api ${cluster.apiUrl} (docs at /docs), redis ${redactRedisUrl(cluster.redisUrl)}, ${options.workers} workers; Ctrl-C stops\n`,
       );
       await new Promise<void>((done) => {
         process.once('SIGINT', done);
