@@ -151,3 +151,54 @@ describe('private Redis', () => {
     app.disconnect();
   });
 });
+
+describe('an external Redis that may lose jobs', () => {
+  let server: Awaited<ReturnType<typeof startRedisServer>>;
+  let url: string;
+  before(async () => {
+    server = await startRedisServer(['appendonly no', 'maxmemory-policy allkeys-lru']);
+    url = `redis://127.0.0.1:${server.port}`;
+  });
+  after(() => server.stop());
+
+  it('is named for what it lacks, and refused when durability is required', async (t) => {
+    const warn = t.mock.method(console, 'error', () => {});
+    const connection = connectRedis(url);
+    const problems = await checkRedisDurability(connection, { label: 'worker', env: {} });
+    assert.equal(problems.length, 2);
+    assert.match(problems[0], /AOF is off/);
+    assert.match(problems[1], /maxmemory-policy is allkeys-lru, not noeviction/);
+    assert.match(String(warn.mock.calls[0]?.arguments[0]), /^WARNING worker: Redis is not durable: AOF is off/);
+    await assert.rejects(
+      checkRedisDurability(connection, { env: { GROVE_REQUIRE_DURABLE_REDIS: '1' } }),
+      /Redis is not durable: .* Refusing to start \(GROVE_REQUIRE_DURABLE_REDIS=1\)\./,
+    );
+    connection.disconnect();
+  });
+
+  it('makes a service process warn at start, or exit with GROVE_REQUIRE_DURABLE_REDIS=1', async () => {
+    const service = (env: Record<string, string>) =>
+      new Promise<{ code: number | null; stderr: string }>((done) => {
+        const script =
+          "const { runServiceProcess } = await import('@grove/jobs');" +
+          "await runServiceProcess('probe', () => ({ stop: async () => {} }), 'started');" +
+          'process.exit(0);';
+        const child = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], {
+          env: { ...process.env, REDIS_URL: url, ...env },
+          stdio: ['ignore', 'ignore', 'pipe'],
+        });
+        let stderr = '';
+        child.stderr?.on('data', (chunk) => {
+          stderr += chunk;
+        });
+        child.once('exit', (code) => done({ code, stderr }));
+      });
+    const warned = await service({ GROVE_REQUIRE_DURABLE_REDIS: '' });
+    assert.equal(warned.code, 0, warned.stderr);
+    assert.match(warned.stderr, /WARNING probe: Redis is not durable: AOF is off .*\n.*probe \d+: started/);
+    const refused = await service({ GROVE_REQUIRE_DURABLE_REDIS: '1' });
+    assert.equal(refused.code, 1);
+    assert.match(refused.stderr, /Refusing to start \(GROVE_REQUIRE_DURABLE_REDIS=1\)/);
+    assert.doesNotMatch(refused.stderr, /started/);
+  });
+});
