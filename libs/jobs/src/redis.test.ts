@@ -14,14 +14,15 @@ import {
   freePort,
   type PrivateRedis,
   redactRedisUrl,
+  redisTlsOptions,
   startPrivateRedis,
 } from './redis.js';
 
-/** A redis-server with the given config lines on a free loopback port; resolves once it listens. */
-async function startRedisServer(lines: string[]): Promise<{ port: number; stop(): Promise<void> }> {
+/** A redis-server with the given config lines (later lines win) on a free loopback port; resolves once it listens. */
+async function startRedisServer(lines: (port: number) => string[]): Promise<{ port: number; stop(): Promise<void> }> {
   const port = await freePort();
   const child: ChildProcess = spawn(ensureRedisServer(), ['-'], { stdio: ['pipe', 'pipe', 'pipe'] });
-  child.stdin?.end([`port ${port}`, 'bind 127.0.0.1', 'save ""', ...lines].join('\n'));
+  child.stdin?.end([`port ${port}`, 'bind 127.0.0.1', 'save ""', ...lines(port)].join('\n'));
   let output = '';
   await new Promise<void>((ready, fail) => {
     const onData = (chunk: Buffer) => {
@@ -156,7 +157,7 @@ describe('an external Redis that may lose jobs', () => {
   let server: Awaited<ReturnType<typeof startRedisServer>>;
   let url: string;
   before(async () => {
-    server = await startRedisServer(['appendonly no', 'maxmemory-policy allkeys-lru']);
+    server = await startRedisServer(() => ['appendonly no', 'maxmemory-policy allkeys-lru']);
     url = `redis://127.0.0.1:${server.port}`;
   });
   after(() => server.stop());
@@ -200,5 +201,95 @@ describe('an external Redis that may lose jobs', () => {
     assert.equal(refused.code, 1);
     assert.match(refused.stderr, /Refusing to start \(GROVE_REQUIRE_DURABLE_REDIS=1\)/);
     assert.doesNotMatch(refused.stderr, /started/);
+  });
+});
+
+/** A CA, a server certificate for 127.0.0.1 and a client certificate it signed, made with the openssl CLI. */
+function makeCertificates(dir: string): Record<'ca' | 'serverCert' | 'serverKey' | 'clientCert' | 'clientKey', string> {
+  const openssl = (...args: string[]) => execFileSync('openssl', args, { cwd: dir, stdio: 'pipe' });
+  const key = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes'];
+  openssl('req', '-x509', ...key, '-keyout', 'ca.key', '-out', 'ca.crt', '-days', '1', '-subj', '/CN=grove test CA');
+  writeFileSync(join(dir, 'server.ext'), 'subjectAltName=IP:127.0.0.1\n');
+  writeFileSync(join(dir, 'client.ext'), 'extendedKeyUsage=clientAuth\n');
+  for (const [name, subject] of [
+    ['server', '/CN=127.0.0.1'],
+    ['client', '/CN=grove'],
+  ]) {
+    openssl('req', ...key, '-keyout', `${name}.key`, '-out', `${name}.csr`, '-subj', subject);
+    openssl(
+      'x509',
+      '-req',
+      '-in',
+      `${name}.csr`,
+      '-CA',
+      'ca.crt',
+      '-CAkey',
+      'ca.key',
+      '-CAcreateserial',
+      '-out',
+      `${name}.crt`,
+      '-days',
+      '1',
+      '-extfile',
+      `${name}.ext`,
+    );
+  }
+  const path = (file: string) => join(dir, file);
+  return {
+    ca: path('ca.crt'),
+    serverCert: path('server.crt'),
+    serverKey: path('server.key'),
+    clientCert: path('client.crt'),
+    clientKey: path('client.key'),
+  };
+}
+
+describe('Redis over TLS with an ACL user', () => {
+  const files = makeCertificates(mkdtempSync(join(tmpdir(), 'grove-tls-')));
+  const tlsEnv = {
+    GROVE_REDIS_CA_FILE: files.ca,
+    GROVE_REDIS_TLS_CERT_FILE: files.clientCert,
+    GROVE_REDIS_TLS_KEY_FILE: files.clientKey,
+  };
+  let server: Awaited<ReturnType<typeof startRedisServer>>;
+  let url: string;
+  before(async () => {
+    server = await startRedisServer((port) => [
+      'port 0',
+      `tls-port ${port}`,
+      `tls-cert-file ${files.serverCert}`,
+      `tls-key-file ${files.serverKey}`,
+      `tls-ca-cert-file ${files.ca}`,
+      'tls-auth-clients yes',
+      'user default off',
+      'user runner on >tls-secret ~* &* +@all -@dangerous +info +client|list',
+    ]);
+    url = `rediss://runner:tls-secret@127.0.0.1:${server.port}`;
+  });
+  after(() => server.stop());
+
+  it('refuses a server certificate signed by an unknown CA', async () => {
+    const connection = connectRedis(url, { maxRetriesPerRequest: 0, retryStrategy: () => null, lazyConnect: true });
+    const errors: string[] = [];
+    connection.on('error', (error) => errors.push(error.message));
+    await assert.rejects(connection.connect());
+    assert.match(errors.join('; '), /unable to get local issuer certificate|self[- ]signed certificate/);
+    connection.disconnect();
+  });
+
+  it('runs a BullMQ queue and worker with the CA and client certificate from the environment', async () => {
+    Object.assign(process.env, tlsEnv);
+    try {
+      assert.deepEqual(await bullmqRoundTrip(url), { doubled: 42 });
+    } finally {
+      for (const variable of Object.keys(tlsEnv)) delete process.env[variable];
+    }
+  });
+
+  it('names a certificate file it cannot read', () => {
+    assert.throws(
+      () => redisTlsOptions(url, { GROVE_REDIS_CA_FILE: '/nowhere/ca.crt' }),
+      /GROVE_REDIS_CA_FILE=\/nowhere\/ca.crt cannot be read/,
+    );
   });
 });
