@@ -4,7 +4,7 @@
  */
 import { existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import { type Domain, evaluationBatches, loadDomain, type TokenBatch } from '@grove/data';
+import { type Domain, dataRootsFromEnv, evaluationBatches, loadDomain, type TokenBatch } from '@grove/data';
 import {
   artifactPaths,
   expertsOf,
@@ -398,7 +398,7 @@ function writeJson(path: string, value: unknown): void {
 
 function loadDomains(spec: RunSpec): Domain[] {
   try {
-    return spec.domains.map(loadDomain);
+    return spec.domains.map((reference) => loadDomain(reference, { roots: dataRootsFromEnv() }));
   } catch (error) {
     throw new PermanentTaskError(error instanceof Error ? error.message : String(error));
   }
