@@ -164,7 +164,7 @@ export async function startPrivateRedis(stateFolder: string): Promise<PrivateRed
     'daemonize no',
     'protected-mode yes',
     'enable-debug-command no',
-    'user default off resetpass nopass -@all',
+    'user default off resetpass resetkeys resetchannels -@all',
     `user admin on #${sha256(passwords.admin)} ~* &* +@all`,
     `user grove on #${sha256(passwords.grove)} ${APPLICATION_RIGHTS}`,
   ].join('\n');
