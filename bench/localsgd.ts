@@ -100,7 +100,7 @@ function seedParams(from: string): NamedArrays {
   const steps = Number(flags['seed-steps']);
   const folder = join(RESULTS, `localsgd-seed-${flags.preset}-${steps}`);
   if (!existsSync(folder)) {
-    const mixture = mixtureOf(['press', 'lore', 'learned', 'fiction'].map(loadDomain));
+    const mixture = mixtureOf(['press', 'lore', 'learned', 'fiction'].map((name) => loadDomain(name)));
     const trainer = Trainer.fresh(config, { ...TRAINING_DEFAULTS, steps, batchSize: 16, learningRate: 5e-3 }, mixture);
     while (!trainer.finished) trainer.trainStep();
     mkdirSync(RESULTS, { recursive: true });

@@ -6,6 +6,7 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdirSync, openSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { dataRootsFromEnv } from '@grove/data';
 import { freePort, redisForState } from '@grove/jobs';
 
 const APPS = fileURLToPath(new URL('../../', import.meta.url));
@@ -17,6 +18,8 @@ export interface ClusterOptions {
   port?: number;
   /** Extra environment for every service (test settings such as GROVE_LOCK_MS). */
   env?: Record<string, string>;
+  /** Folders runs may name as domains, besides those in GROVE_DATA_ROOTS. */
+  dataRoots?: string[];
 }
 
 export interface Cluster {
@@ -36,6 +39,7 @@ export async function startCluster(options: ClusterOptions): Promise<Cluster> {
     ...process.env,
     ...options.env,
     REDIS_URL: redis.url,
+    GROVE_DATA_ROOTS: [...dataRootsFromEnv({ ...process.env, ...options.env }), ...(options.dataRoots ?? [])].join(':'),
     GROVE_STATE_DIR: options.stateFolder,
     HOST: '127.0.0.1',
     PORT: String(port),

@@ -1,5 +1,6 @@
 /** Parsers and helpers shared by the CLI commands. */
 
+import { resolve } from 'node:path';
 import { describeBackend, selectBackend } from '@grove/model';
 import { InvalidArgumentError } from 'commander';
 
@@ -19,6 +20,12 @@ export function positiveNumber(value: string): number {
   const parsed = Number(value);
   if (!(parsed > 0)) throw new InvalidArgumentError('expected a positive number.');
   return parsed;
+}
+
+/** A repeatable `--data-root <dir>`: absolute; GROVE_DATA_ROOTS separates roots with colons, so none may hold one. */
+export function dataRoots(value: string, previous: string[]): string[] {
+  if (value.includes(':')) throw new InvalidArgumentError('a data root cannot contain ":".');
+  return [...previous, resolve(value)];
 }
 
 export function list(value: string): string[] {

@@ -1,10 +1,10 @@
 /** The run's domains, loaded once per job: a domain that cannot load fails the job for good. */
-import { type Domain, loadDomain } from '@grove/data';
+import { type Domain, dataRootsFromEnv, loadDomain } from '@grove/data';
 import { PermanentTaskError, type RunSpec } from '@grove/jobs';
 
 export function loadDomains(spec: RunSpec): Domain[] {
   try {
-    return spec.domains.map(loadDomain);
+    return spec.domains.map((reference) => loadDomain(reference, { roots: dataRootsFromEnv() }));
   } catch (error) {
     throw new PermanentTaskError(error instanceof Error ? error.message : String(error));
   }

@@ -4,7 +4,7 @@
  */
 import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { join, relative } from 'node:path';
-import { type Domain, loadDomain, mixtureOf } from '@grove/data';
+import { type Domain, dataRootsFromEnv, loadDomain, mixtureOf } from '@grove/data';
 import {
   artifactPaths,
   computePlan,
@@ -115,7 +115,7 @@ serveChildTask<TrainTaskInput, TrainProgress, TrainJobResult>(
 
 function loadDomains(spec: RunSpec): Domain[] {
   try {
-    return spec.domains.map(loadDomain);
+    return spec.domains.map((reference) => loadDomain(reference, { roots: dataRootsFromEnv() }));
   } catch (error) {
     throw new PermanentTaskError(error instanceof Error ? error.message : String(error));
   }

@@ -2,9 +2,26 @@
  * Named training domains: byte streams for training and a held-out split made by
  * whole documents, so no held-out text was ever seen in training.
  */
-import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
-import { join } from 'node:path';
+import {
+  closeSync,
+  constants,
+  existsSync,
+  fstatSync,
+  openSync,
+  readdirSync,
+  readSync,
+  realpathSync,
+  statSync,
+} from 'node:fs';
+import { basename, join } from 'node:path';
 import { type BrownGenre, loadBrownDocuments } from './brown.js';
+import {
+  type DataLimits,
+  dataLimitsFromEnv,
+  FOLDER_REFUSED,
+  folderInsideDataRoots,
+  isInsideDataRoots,
+} from './data-roots.js';
 
 export interface Domain {
   name: string;
@@ -62,19 +79,31 @@ export function brownDomain(name: string): Domain {
   );
 }
 
+export interface LoadDomainOptions {
+  /**
+   * When given, a folder must lie inside one of these by real path (see data-roots.ts), and so
+   * must every file it links to: what a server passes, from dataRootsFromEnv(). The CLI reading
+   * the user's own folders on the user's own machine passes none.
+   */
+  roots?: readonly string[];
+  /** Size caps; dataLimitsFromEnv() when left out. */
+  limits?: DataLimits;
+}
+
 /**
  * A user domain from a folder of `.txt` files (one document each) and `.jsonl` files
  * (one document per line, in a `text` field). Files are taken in name order.
  */
-export function folderDomain(name: string, folder: string): Domain {
-  if (!existsSync(folder) || !statSync(folder).isDirectory()) {
-    throw new Error(`Domain "${name}": data folder ${folder} does not exist.`);
-  }
+export function folderDomain(name: string, folder: string, options: LoadDomainOptions = {}): Domain {
+  const real = readableFolder(name, folder, options.roots);
+  const limits = options.limits ?? dataLimitsFromEnv();
+  const budget = { left: limits.domainBytes };
   const documents: string[] = [];
-  for (const file of readdirSync(folder).sort()) {
-    const path = join(folder, file);
-    if (file.endsWith('.txt')) documents.push(readFileSync(path, 'utf8'));
-    else if (file.endsWith('.jsonl')) documents.push(...readJsonLines(path));
+  for (const file of readdirSync(real).sort()) {
+    if (!file.endsWith('.txt') && !file.endsWith('.jsonl')) continue;
+    const text = readDocumentFile(name, join(real, file), { limits, budget, roots: options.roots });
+    if (file.endsWith('.txt')) documents.push(text);
+    else documents.push(...parseJsonLines(join(folder, file), text));
   }
   const nonEmpty = documents.map((doc) => doc.trim()).filter((doc) => doc.length > 0);
   if (nonEmpty.length === 0)
@@ -82,9 +111,60 @@ export function folderDomain(name: string, folder: string): Domain {
   return splitByDocument(name, [nonEmpty]);
 }
 
-function readJsonLines(path: string): string[] {
-  const lines = readFileSync(path, 'utf8').split('\n');
-  return lines.flatMap((line, index) => {
+/** The folder to read; inside roots, one refusal for every reason, so that no answer tells what exists. */
+function readableFolder(name: string, folder: string, roots: readonly string[] | undefined): string {
+  if (roots) {
+    const real = folderInsideDataRoots(folder, roots);
+    if (!real) throw new Error(`Domain "${name}": ${FOLDER_REFUSED}.`);
+    return real;
+  }
+  if (!existsSync(folder) || !statSync(folder).isDirectory()) {
+    throw new Error(`Domain "${name}": data folder ${folder} does not exist.`);
+  }
+  return folder;
+}
+
+/**
+ * One document file as text: regular files only (reading a FIFO or a terminal would block the
+ * worker for good; a device never ends), within the caps. Checked before opening (opening some
+ * devices acts on them) and again on the open file, which is what is read.
+ */
+function readDocumentFile(
+  name: string,
+  path: string,
+  context: { limits: DataLimits; budget: { left: number }; roots: readonly string[] | undefined },
+): string {
+  const file = basename(path);
+  const { limits, budget, roots } = context;
+  const target = roots ? realpathSync(path) : path;
+  if (roots && !isInsideDataRoots(target, roots))
+    throw new Error(`Domain "${name}": ${file} links outside the data roots.`);
+  const refuse = (why: string) => new Error(`Domain "${name}": ${file} ${why}.`);
+  if (!statSync(target).isFile()) throw refuse('is not a regular file');
+  const fd = openSync(target, constants.O_RDONLY | constants.O_NONBLOCK);
+  try {
+    const stats = fstatSync(fd);
+    if (!stats.isFile()) throw refuse('is not a regular file');
+    if (stats.size > limits.fileBytes)
+      throw refuse(`is ${stats.size} bytes, over the cap of ${limits.fileBytes} a file (GROVE_DATA_MAX_FILE_BYTES)`);
+    if (stats.size > budget.left)
+      throw refuse(`takes the domain over its cap of ${limits.domainBytes} bytes (GROVE_DATA_MAX_DOMAIN_BYTES)`);
+    budget.left -= stats.size;
+    const bytes = Buffer.alloc(stats.size);
+    let filled = 0;
+    while (filled < bytes.length) {
+      const read = readSync(fd, bytes, filled, bytes.length - filled, filled);
+      if (read === 0) break; // the file shrank while being read
+      filled += read;
+    }
+    return bytes.subarray(0, filled).toString('utf8');
+  } finally {
+    closeSync(fd);
+  }
+}
+
+function parseJsonLines(path: string, text: string): string[] {
+  return text.split('\n').flatMap((line, index) => {
     if (!line.trim()) return [];
     let record: unknown;
     try {
@@ -101,9 +181,9 @@ function readJsonLines(path: string): string[] {
 /**
  * Resolves a domain reference: a Brown domain name, or `name=folder` for user data.
  */
-export function loadDomain(reference: string): Domain {
+export function loadDomain(reference: string, options: LoadDomainOptions = {}): Domain {
   const equals = reference.indexOf('=');
-  if (equals > 0) return folderDomain(reference.slice(0, equals), reference.slice(equals + 1));
+  if (equals > 0) return folderDomain(reference.slice(0, equals), reference.slice(equals + 1), options);
   return brownDomain(reference);
 }
 

@@ -1,3 +1,4 @@
 export * from './batches.js';
 export * from './brown.js';
+export * from './data-roots.js';
 export * from './domains.js';

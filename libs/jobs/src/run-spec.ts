@@ -2,19 +2,26 @@
  * The run spec: the one schema for what a run is, shared by the REST API, the CLI, plain
  * BullMQ producers and the workers. Defaults, ranges and descriptions live here only.
  */
-import { BROWN_DOMAINS, DEFAULT_DOMAINS } from '@grove/data';
+import { BROWN_DOMAINS, DEFAULT_DOMAINS, dataRootsFromEnv, FOLDER_REFUSED, folderInsideDataRoots } from '@grove/data';
 import { MERGE_METHOD_NAMES, METHOD_OPTIONS, TENSOR_MERGE_METHODS, type TensorMergeMethod } from '@grove/merge';
 import { PRESETS } from '@grove/model';
 import { z } from 'zod';
 
 const int = (min: number, max: number) => z.number().int().min(min).max(max);
 
-/** A Brown domain name, or `name=folder` for a folder of the user's own documents. */
+/**
+ * A Brown domain name, or `name=folder` for a folder of the user's own documents. A folder
+ * must lie inside the data roots of the process that parses the spec (GROVE_DATA_ROOTS): the
+ * API refuses it at submission, the worker again when it loads the data.
+ */
 const DomainReference = z
   .string()
   .regex(/^[a-z0-9][a-z0-9_-]{0,39}(=.+)?$/i, 'a domain is a Brown domain name or name=folder')
   .refine((ref) => ref.includes('=') || ref in BROWN_DOMAINS, {
     message: `unknown Brown domain; choose from ${Object.keys(BROWN_DOMAINS).join(', ')} or use name=folder`,
+  })
+  .refine((ref) => !ref.includes('=') || folderInsideDataRoots(domainFolder(ref), dataRootsFromEnv()) !== undefined, {
+    message: FOLDER_REFUSED,
   })
   .describe(`A Brown domain (${Object.keys(BROWN_DOMAINS).join(', ')}) or name=folder`);
 
@@ -270,6 +277,10 @@ export type LocalSgdSpec = z.output<typeof LocalSgdSpec>;
 export function domainName(reference: string): string {
   const equals = reference.indexOf('=');
   return equals > 0 ? reference.slice(0, equals) : reference;
+}
+
+function domainFolder(reference: string): string {
+  return reference.slice(reference.indexOf('=') + 1);
 }
 
 /** The experts a spec asks for, defaults applied. */

@@ -1,6 +1,7 @@
 /** What the worker and the merge service share: how a queue is consumed and how the process lives. */
 import { type Processor, Worker } from 'bullmq';
 import type { Redis } from 'ioredis';
+import { checkRedisDurability, connectRedis } from './redis.js';
 import type { RunScheduler } from './scheduler.js';
 
 export interface JobWorkerOptions {
@@ -32,8 +33,8 @@ export function createJobWorker(queue: string, processor: Processor, options: Jo
 }
 
 /**
- * Runs a service as a process: reads REDIS_URL (and GROVE_LOCK_MS), starts it, and stops it
- * cleanly on SIGTERM or SIGINT.
+ * Runs a service as a process: reads REDIS_URL (and GROVE_LOCK_MS), checks that Redis keeps
+ * its jobs, starts the service, and stops it cleanly on SIGTERM or SIGINT.
  */
 export async function runServiceProcess(
   label: string,
@@ -50,6 +51,8 @@ export async function runServiceProcess(
   }
   const lockMs = process.env.GROVE_LOCK_MS ? Number(process.env.GROVE_LOCK_MS) : undefined;
   try {
+    const probe = connectRedis(redisUrl, { maxRetriesPerRequest: 3 }).on('error', () => {}); // INFO fails with the cause
+    await checkRedisDurability(probe, { label }).finally(() => probe.disconnect());
     const service = await start({ redisUrl, lockMs });
     console.error(`${label} ${process.pid}: ${ready}`);
     const shutdown = async () => {

@@ -16,7 +16,7 @@ export function registerEval(program: Command): void {
     .option('--json', 'print {"rows":[{model, domain, bitsPerByte}]} instead of a table', false)
     .action(async (models: string[], options: { domains: string[]; bytes: number; json: boolean }) => {
       await startBackend();
-      const domains = options.domains.map(loadDomain);
+      const domains = options.domains.map((reference) => loadDomain(reference)); // the user's own folders: no roots
       const rows: ScoreRow[] = [];
       for (const reference of models) {
         const equals = reference.indexOf('=');

@@ -1,12 +1,12 @@
 import { readFileSync } from 'node:fs';
 import { cpus } from 'node:os';
-import { join } from 'node:path';
-import { DEMO_RUN, stateFolder } from '@grove/jobs';
+import { join, resolve } from 'node:path';
+import { DEMO_RUN, redactRedisUrl, stateFolder } from '@grove/jobs';
 import type { Command } from 'commander';
 import { apiClientFromEnv } from '../api-client.js';
 import { startCluster } from '../cluster.js';
 import { followLogs } from '../logs.js';
-import { positiveInteger } from '../options.js';
+import { dataRoots, positiveInteger } from '../options.js';
 import { printTable } from '../table.js';
 import { followRun, renderBars, renderRun } from '../watch.js';
 
@@ -18,13 +18,15 @@ export function registerService(program: Command): void {
     )
     .option('--workers <n>', 'worker processes (default: one per core)', positiveInteger, cpus().length)
     .option('--json', 'end by printing the finished run record as JSON', false)
-    .option('--spec <file>', 'run this spec (JSON) instead of the built-in demo')
-    .action(async (options: { workers: number; json: boolean; spec?: string }) => {
+    .option('--spec <file>', 'run this spec (JSON) instead of the built-in demo; its folders become data roots')
+    .option('--data-root <dir>', 'a folder whose data runs may name (repeatable)', dataRoots, [])
+    .action(async (options: { workers: number; json: boolean; spec?: string; dataRoot: string[] }) => {
       const spec = options.spec ? readSpec(options.spec) : DEMO_RUN;
       const state = stateFolder();
-      const cluster = await startCluster({ stateFolder: state, workers: options.workers });
+      const roots = [...options.dataRoot, ...specFolders(spec)];
+      const cluster = await startCluster({ stateFolder: state, workers: options.workers, dataRoots: roots });
       process.stderr.write(
-        `cluster: api ${cluster.apiUrl} (dashboard ${cluster.apiUrl}/ui), redis ${cluster.redisUrl}, ${options.workers} workers; state in ${state}\n`,
+        `cluster: api ${cluster.apiUrl} (dashboard ${cluster.apiUrl}/ui), redis ${redactRedisUrl(cluster.redisUrl)}, ${options.workers} workers; state in ${state}\n`,
       );
       const stop = async () => {
         await cluster.stop();
@@ -50,11 +52,22 @@ export function registerService(program: Command): void {
     .description('Run a local cluster (Redis, API, merge service, workers) until interrupted.')
     .option('--workers <n>', 'worker processes (default: one per core)', positiveInteger, cpus().length)
     .option('--port <n>', 'API port', positiveInteger, 8080)
-    .action(async (options: { workers: number; port: number }) => {
+    .option(
+      '--data-root <dir>',
+      'a folder whose data runs may name (repeatable; adds to GROVE_DATA_ROOTS)',
+      dataRoots,
+      [],
+    )
+    .action(async (options: { workers: number; port: number; dataRoot: string[] }) => {
       const state = stateFolder();
-      const cluster = await startCluster({ stateFolder: state, workers: options.workers, port: options.port });
+      const cluster = await startCluster({
+        stateFolder: state,
+        workers: options.workers,
+        port: options.port,
+        dataRoots: options.dataRoot,
+      });
       process.stderr.write(
-        `grove is up: api ${cluster.apiUrl} (docs at /docs), redis ${cluster.redisUrl}, ${options.workers} workers; Ctrl-C stops\n`,
+        `grove is up: api ${cluster.apiUrl} (docs at /docs), redis ${redactRedisUrl(cluster.redisUrl)}, ${options.workers} workers; Ctrl-C stops\n`,
       );
       await new Promise<void>((done) => {
         process.once('SIGINT', done);
@@ -136,6 +149,15 @@ export function registerService(program: Command): void {
     .action(async (id: string, options: { api?: string }) => {
       await followLogs(apiClientFromEnv(options.api), id, (line) => process.stdout.write(`${line}\n`));
     });
+}
+
+/** The folders a spec's `name=folder` domains name: the user gave them, so the demo's cluster may read them. */
+function specFolders(spec: unknown): string[] {
+  const domains = (spec as { domains?: unknown }).domains;
+  if (!Array.isArray(domains)) return [];
+  return domains
+    .filter((domain): domain is string => typeof domain === 'string' && domain.indexOf('=') > 0)
+    .map((domain) => resolve(domain.slice(domain.indexOf('=') + 1)));
 }
 
 function readSpec(file: string): unknown {

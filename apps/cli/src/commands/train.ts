@@ -82,7 +82,7 @@ export function registerTrain(program: Command): void {
         throw new Error(`--minutes needs a fresh run with at least ${CALIBRATION_STEPS} warm-up steps to time.`);
       }
       const modelConfig = resumeFrom ? undefined : validateModelConfig(modelConfigFrom(options));
-      const domains = options.domains.map(loadDomain);
+      const domains = options.domains.map((reference) => loadDomain(reference)); // the user's own folders: no roots
       const stream = mixtureOf(domains);
       await startBackend();
       const trainer = resumeFrom
