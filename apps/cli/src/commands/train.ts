@@ -5,6 +5,7 @@ import { latestCheckpointFolder, loadCheckpoint, saveCheckpoint } from '@grove/s
 import {
   EVALUATION_DEFAULTS,
   runTraining,
+  smokeCap,
   stepsWithinBudget,
   TRAINING_DEFAULTS,
   Trainer,
@@ -35,7 +36,7 @@ interface TrainOptions {
 }
 
 /** Steps timed during warm-up before a --minutes run fixes its length. */
-const CALIBRATION_STEPS = 30;
+const CALIBRATION_STEPS = smokeCap('calibrationSteps', 30);
 /**
  * Later steps run a little slower than the first ones timed (a larger heap, a busier
  * machine): plan for this much more time per step so the budget holds.
