@@ -13,7 +13,8 @@ const program = new Command()
   .configureOutput({ outputError: (text, write) => write(text) })
   // GROVE_SMOKE=1 caps every budget option (steps, minutes, bytes, …) so documented commands run in seconds.
   .hook('preAction', (_program, command) => {
-    for (const [key, value] of Object.entries(smokeBudget(command.opts()))) command.setOptionValue(key, value);
+    for (const [key, value] of Object.entries(smokeBudget(command.opts())))
+      command.setOptionValueWithSource(key, value, command.getOptionValueSource(key));
   });
 
 registerTrain(program);

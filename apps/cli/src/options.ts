@@ -17,7 +17,20 @@ export function nonNegativeInteger(value: string): number {
 
 export function positiveNumber(value: string): number {
   const parsed = Number(value);
-  if (!(parsed > 0)) throw new InvalidArgumentError('expected a positive number.');
+  if (!Number.isFinite(parsed) || parsed <= 0) throw new InvalidArgumentError('expected a positive number.');
+  return parsed;
+}
+
+export function nonNegativeNumber(value: string): number {
+  const parsed = Number(value);
+  if (!Number.isFinite(parsed) || parsed < 0) throw new InvalidArgumentError('expected a number of at least 0.');
+  return parsed;
+}
+
+export function fraction(value: string): number {
+  const parsed = Number(value);
+  if (!Number.isFinite(parsed) || parsed < 0 || parsed > 1)
+    throw new InvalidArgumentError('expected a number from 0 to 1.');
   return parsed;
 }
 
