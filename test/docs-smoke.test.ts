@@ -17,7 +17,14 @@ import { type DocCommand, docCommands } from './doc-commands.js';
 const ROOT = join(import.meta.dirname, '..');
 const DOCS = ['README.md', 'BENCHMARKS.md'];
 /** What `grove submit run.json` submits: the smallest run with experts and a merge. */
-const RUN_JSON = { domains: ['press', 'fiction'], seed: { steps: 1 }, expertSteps: 1, merge: { methods: ['linear'] } };
+const RUN_JSON = {
+  domains: ['press', 'fiction'],
+  seed: { steps: 1 },
+  expertSteps: 1,
+  training: { batchSize: 2, warmupSteps: 1 },
+  merge: { methods: ['linear'] },
+  eval: { bytes: 1024 },
+};
 const COMMAND_LIMIT_MS = 240_000;
 
 interface Workspace {

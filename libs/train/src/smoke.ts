@@ -13,7 +13,8 @@ const CAPS: readonly [RegExp, number][] = [
   [/replicas$/i, 2],
   [/bytes$/i, 1024],
   [/^batch(-?size)?$/i, 4],
-  [/^tokens(-?per-?step)?$/i, 256],
+  [/^tokens$/i, 16],
+  [/^tokens-?per-?step$/i, 256],
   [/^(repeats|repetitions|rounds|runs)$/i, 2],
 ];
 
