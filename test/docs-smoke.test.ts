@@ -7,7 +7,7 @@
  */
 import assert from 'node:assert/strict';
 import { type ChildProcess, spawn } from 'node:child_process';
-import { chmodSync, mkdirSync, mkdtempSync, openSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
@@ -60,15 +60,13 @@ const RECIPES: Recipe[] = [
   {
     pattern: /^npx grove demo\b/,
     run: async (command, workspace) => {
+      workspace.lastRunId = undefined;
       const { stdout } = await runToEnd(command, workspace.env);
       if (command.includes('--json')) workspace.lastRunId = (JSON.parse(lastLine(stdout)) as { id: string }).id;
     },
   },
-  { pattern: /^npx grove (train|eval|generate|bench trainer)\b/, run: (command, ws) => runQuietly(command, ws) },
-  {
-    pattern: /^npx tsx bench\/(localsgd|codec|moe-dispatch|service|profile-step)\.ts\b/,
-    run: (command, ws) => runQuietly(command, ws),
-  },
+  { pattern: /^npx grove (train|eval|generate|bench trainer)\b/, run: runInWorkspace },
+  { pattern: /^npx tsx bench\/(localsgd|codec|moe-dispatch|service|profile-step)\.ts\b/, run: runInWorkspace },
   {
     pattern: /^npx tsx bench\/routing-shares\.ts \.grove\/runs\/<id>\//,
     run: async (command, workspace) => {
@@ -78,7 +76,7 @@ const RECIPES: Recipe[] = [
   },
 ];
 
-async function runQuietly(command: string, workspace: Workspace): Promise<void> {
+async function runInWorkspace(command: string, workspace: Workspace): Promise<void> {
   await runToEnd(command, workspace.env);
 }
 
@@ -205,7 +203,10 @@ const recipeFor = (command: DocCommand) => RECIPES.find((recipe) => recipe.patte
 describe('documented commands', () => {
   const commands = DOCS.flatMap((doc) => docCommands(join(ROOT, doc), doc));
   const space = workspace();
-  after(stopSharedCluster);
+  after(async () => {
+    await stopSharedCluster();
+    rmSync(space.folder, { recursive: true, force: true });
+  });
 
   it('are found in the docs', () => {
     assert.ok(commands.length >= 20, `only ${commands.length} commands found`);
