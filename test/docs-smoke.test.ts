@@ -25,7 +25,7 @@ const RUN_JSON = {
   merge: { methods: ['linear'] },
   eval: { bytes: 1024 },
 };
-/** A guard against a hung command; on an idle two-core machine the slowest (a demo) takes about a minute. */
+/** A guard against a hung command, generous because a busy machine slows a demo several times over. */
 const COMMAND_LIMIT_MS = 600_000;
 
 interface Workspace {
