@@ -11,10 +11,10 @@
 
 import { decode, encode, parseCodec } from '@grove/peer';
 import { loadCheckpoint } from '@grove/store';
-import { median } from '@grove/train';
+import { median, smokeCap } from '@grove/train';
 
 const CODECS = ['fp32', 'fp16', 'fp16+shuffle+lz4', 'int8', 'int8+lz4', 'int4', 'int4+lz4'];
-const REPETITIONS = 7;
+const REPETITIONS = smokeCap('repetitions', 7);
 
 /** Deterministic N(0, scale²) values (Box–Muller over a linear congruential generator). */
 function normal(length: number, scale: number, seed = 1): Float32Array {

@@ -29,11 +29,19 @@ import {
 import { type ModelConfig, parameterShapes, presetConfig, selectBackend, TransformerLM } from '@grove/model';
 import { type Contribution, PeerNode, parseCodec, Rendezvous, ReplicaGroup } from '@grove/peer';
 import { loadCheckpoint, saveCheckpoint } from '@grove/store';
-import { bitsPerByte, median, TRAINING_DEFAULTS, Trainer, type TrainingSettings } from '@grove/train';
+import {
+  bitsPerByte,
+  median,
+  smokeBudget,
+  smokeCap,
+  TRAINING_DEFAULTS,
+  Trainer,
+  type TrainingSettings,
+} from '@grove/train';
 import { Redis } from 'ioredis';
 
 const RESULTS = join(import.meta.dirname, 'results');
-const { positionals, values: flags } = parseArgs({
+const { positionals, values: given } = parseArgs({
   allowPositionals: true,
   options: {
     from: { type: 'string', default: 'seed' },
@@ -57,6 +65,8 @@ const { positionals, values: flags } = parseArgs({
     json: { type: 'string' },
   },
 });
+// GROVE_SMOKE=1 caps the budgets (steps, replicas, H, bytes, rounds) so the documented commands run in seconds.
+const flags = smokeBudget(given);
 const command = positionals[0];
 const config: ModelConfig = presetConfig(flags.preset as string);
 const numbers = (list: string) => list.split(',').map(Number);
@@ -114,8 +124,8 @@ async function quality() {
   await selectBackend();
   const redis = await startPrivateRedis(mkdtempSync(join(tmpdir(), 'grove-bench-')));
   const domain: Domain = loadDomain(flags.domain as string);
-  const replicas = Number(flags.replicas ?? 4);
-  const steps = Number(flags.steps ?? 128);
+  const replicas = smokeCap('replicas', Number(flags.replicas ?? 4));
+  const steps = smokeCap('steps', Number(flags.steps ?? 128));
   const start = seedParams(flags.from as string);
   const startScore = score(start, domain);
   console.log(
@@ -209,9 +219,9 @@ async function spawnReplicas(jobs: object[]): Promise<unknown[]> {
 
 async function stragglers() {
   const redis = await startPrivateRedis(mkdtempSync(join(tmpdir(), 'grove-bench-')));
-  const replicas = Number(flags.replicas ?? 4);
-  const steps = Number(flags.steps ?? 48);
-  const H = Number(flags.H === '1,8,32,128' ? 8 : flags.H);
+  const replicas = smokeCap('replicas', Number(flags.replicas ?? 4));
+  const steps = smokeCap('steps', Number(flags.steps ?? 48));
+  const H = smokeCap('H', Number(given.H === '1,8,32,128' ? 8 : given.H));
   console.log(
     `# ${replicas} replica processes, ${steps * replicas} inner steps in all, batch ${flags.batch}; straggler ${flags.slowdown}× slower; sync H = ${H}, async every ${flags.every} s`,
   );
@@ -262,7 +272,7 @@ async function scaling() {
   console.log('| replicas | median s per round | MB sent per replica per round | × the fp32 model size |');
   console.log('|---|---|---|---|');
   let counter = 0;
-  for (const replicas of numbers((flags.replicas as string | undefined) ?? '2,4,8')) {
+  for (const replicas of numbers(smokeBudget({ replicas: flags.replicas ?? '2,4,8' }).replicas)) {
     const key = `bench:scaling:${process.pid}:${++counter}`;
     const results = (await spawnReplicas(
       Array.from({ length: replicas }, (_, rank) => ({ role: 'reduce', redisUrl: redis.url, key, rank, replicas })),

@@ -14,12 +14,13 @@ import {
   selectBackend,
   TransformerLM,
 } from '@grove/model';
+import { median, smokeCap } from '@grove/train';
 import * as tf from '@tensorflow/tfjs-core';
 
 const choice = await selectBackend();
 console.log(describeBackend(choice));
-const batchSize = Number(process.argv[2] ?? 16);
-const repeats = Number(process.argv[3] ?? 7);
+const batchSize = smokeCap('batchSize', Number(process.argv[2] ?? 16));
+const repeats = smokeCap('repeats', Number(process.argv[3] ?? 7));
 const dense = presetConfig('tiny');
 const moe = (topK: number, training: 'sparse' | 'dense' = 'sparse'): ModelConfig => ({
   ...dense,
@@ -34,11 +35,6 @@ const [batch] = evaluationBatches(
 const tokens = tf.tensor2d(batch.inputs, [batch.rows, batch.length], 'int32');
 const targets = tf.tensor2d(batch.targets, [batch.rows, batch.length], 'int32');
 const tokenCount = batch.rows * batch.length;
-
-function median(values: number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  return sorted[Math.floor(sorted.length / 2)];
-}
 
 /** Median seconds of `run` over the repeats, after one warm-up call. */
 function time(run: () => void): number {

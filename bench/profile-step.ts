@@ -3,12 +3,13 @@
  *   npx tsx bench/profile-step.ts [preset] [batchSize]
  */
 import { describeBackend, presetConfig, selectBackend, TransformerLM } from '@grove/model';
+import { smokeCap } from '@grove/train';
 import * as tf from '@tensorflow/tfjs-core';
 
 const choice = await selectBackend();
 console.log(describeBackend(choice));
 const config = presetConfig(process.argv[2] ?? 'tiny');
-const batchSize = Number(process.argv[3] ?? 16);
+const batchSize = smokeCap('batchSize', Number(process.argv[3] ?? 16));
 const model = TransformerLM.create(config, 1);
 const shape: [number, number] = [batchSize, config.contextLength];
 const inputs = tf.randomUniform(shape, 0, 256, 'int32') as tf.Tensor2D;

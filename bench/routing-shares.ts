@@ -6,7 +6,7 @@
 import { DEFAULT_DOMAINS, loadDomain } from '@grove/data';
 import { selectBackend } from '@grove/model';
 import { loadCheckpoint } from '@grove/store';
-import { bitsPerByte, modelFromCheckpoint } from '@grove/train';
+import { bitsPerByte, modelFromCheckpoint, smokeCap } from '@grove/train';
 
 const [folder, domainList] = process.argv.slice(2);
 if (!folder) throw new Error('Give an MoE model folder: npx tsx bench/routing-shares.ts <folder> [domains].');
@@ -18,7 +18,7 @@ console.log('| domain | layer | share of tokens per expert |');
 console.log('| --- | --- | --- |');
 for (const name of domains) {
   model.resetRoutingStats();
-  bitsPerByte(model, loadDomain(name).heldOut, { maxBytes: 16_384, rows: 16 });
+  bitsPerByte(model, loadDomain(name).heldOut, { maxBytes: smokeCap('maxBytes', 16_384), rows: 16 });
   for (let layer = 0; layer < model.config.layers; layer++) {
     const shares = model.routingStats?.shares(layer) ?? [];
     console.log(`| ${name} | ${layer} | ${shares.map((share) => `${(100 * share).toFixed(0)} %`).join(' · ')} |`);

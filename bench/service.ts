@@ -8,10 +8,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startCluster } from '@grove/cli/cluster';
 import { connectRedis, jobIds, QUEUES } from '@grove/jobs';
-import { median } from '@grove/train';
+import { median, smokeCap } from '@grove/train';
 import { Queue } from 'bullmq';
 
-const runs = Number(process.argv[2] ?? 5);
+const runs = smokeCap('runs', Number(process.argv[2] ?? 5));
 const cluster = await startCluster({ stateFolder: mkdtempSync(join(tmpdir(), 'grove-bench-')), workers: 1 });
 const connection = connectRedis(cluster.redisUrl);
 const queues = { train: new Queue(QUEUES.train, { connection }), merge: new Queue(QUEUES.merge, { connection }) };

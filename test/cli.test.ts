@@ -3,10 +3,11 @@
  */
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
+import { loadCheckpoint } from '@grove/store';
 
 const GROVE = join(import.meta.dirname, '..', 'bin', 'grove.mjs');
 
@@ -54,10 +55,22 @@ describe('grove CLI', () => {
     assert.ok(run.stdout.length > 'The jury'.length);
   });
 
-  it('resumes an interrupted run from its newest checkpoint', () => {
-    const run = grove('train', '--resume', '--out', model, '--eval-bytes', '1024', '--domains', 'press,fiction');
-    assert.equal(run.code, 0, run.stderr);
-    assert.match(run.stderr, /resuming from .*step-00000004 at step 4/);
+  it('resumes a run interrupted midway on its own domains and ends where an uninterrupted run ends', () => {
+    const out = join(root, 'interrupted');
+    const settings = ['--steps', '6', '--batch-size', '2', '--eval-every', '0', '--eval-bytes', '1024'];
+    const full = grove('train', ...settings, '--domains', 'press,fiction', '--checkpoint-every', '3', '--out', out);
+    assert.equal(full.code, 0, full.stderr);
+    const uninterrupted = loadCheckpoint(out).weights;
+    // As if the process died after the checkpoint at step 3: later checkpoints and the model are gone.
+    rmSync(join(out, 'checkpoints', 'step-00000006'), { recursive: true });
+    rmSync(join(out, 'model.safetensors'));
+
+    const resumed = grove('train', '--resume', '--out', out, '--eval-every', '0', '--eval-bytes', '1024');
+    assert.equal(resumed.code, 0, resumed.stderr);
+    assert.match(resumed.stderr, /resuming from .*step-00000003 at step 3/);
+    assert.match(resumed.stderr, /^data: press [\d.]+ MB, fiction [\d.]+ MB$/m);
+    assert.match(resumed.stderr, /step 6\/6 /);
+    assert.deepEqual(loadCheckpoint(out).weights, uninterrupted);
   });
 
   it('answers bad input with one line and exit code 1', () => {
@@ -70,6 +83,16 @@ describe('grove CLI', () => {
       [['train', '--steps', '-3'], /option '--steps <n>' argument '-3' is invalid/],
       [['eval', join(root, 'absent')], /^grove: Checkpoint not found: .*absent does not exist\.$/m],
       [['train', '--resume', '--out', join(root, 'fresh')], /^grove: Nothing to resume: .* holds no checkpoint\.$/m],
+      [
+        ['train', '--resume', '--out', model, '--domains', 'lore'],
+        /^grove: --domains lore differs from the run's domains press,fiction; leave --domains out to resume\.\n$/,
+      ],
+      [['train', '--resume', '--out', model, '--lr', '0.1'], /^grove: --lr cannot change a resumed run, .*\n$/],
+      [['train', '--lr-floor', 'NaN'], /option '--lr-floor <fraction>' argument 'NaN' is invalid/],
+      [['train', '--lr-floor', '1.5'], /option '--lr-floor <fraction>' argument '1.5' is invalid/],
+      [['train', '--lr', 'Infinity'], /option '--lr <rate>' argument 'Infinity' is invalid/],
+      [['train', '--minutes', 'NaN'], /option '--minutes <m>' argument 'NaN' is invalid/],
+      [['generate', model, '--temperature', 'NaN'], /option '--temperature <t>' argument 'NaN' is invalid/],
     ];
     for (const [args, message] of cases) {
       const run = grove(...args);

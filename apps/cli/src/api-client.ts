@@ -1,5 +1,6 @@
 /** A small client for the Grove REST API, used by `grove submit`, `status` and `demo`. */
 import type { JobView, RunRecord } from '@grove/jobs';
+import { smokeBudget } from '@grove/train';
 
 export type RunView = RunRecord & { jobs: JobView[]; latestMetrics: Record<string, { loss?: number; step: number }> };
 
@@ -37,7 +38,8 @@ export class ApiClient {
   }
 
   submit(spec: unknown): Promise<{ id: string; status: string; created: boolean }> {
-    return this.request('POST', '/v1/runs', spec);
+    // In smoke mode (GROVE_SMOKE=1) the spec's budgets are capped, as the CLI's options are.
+    return this.request('POST', '/v1/runs', smokeBudget(spec));
   }
 
   run(id: string): Promise<RunView> {

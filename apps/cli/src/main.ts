@@ -1,3 +1,4 @@
+import { smokeBudget } from '@grove/train';
 import { Command } from 'commander';
 import { registerBench } from './commands/bench.js';
 import { registerEval } from './commands/eval.js';
@@ -11,7 +12,12 @@ const program = new Command()
   .name('grove')
   .description('Train a forest of expert language models.')
   .showHelpAfterError()
-  .configureOutput({ outputError: (text, write) => write(text) });
+  .configureOutput({ outputError: (text, write) => write(text) })
+  // GROVE_SMOKE=1 caps every budget option (steps, minutes, bytes, …) so documented commands run in seconds.
+  .hook('preAction', (_program, command) => {
+    for (const [key, value] of Object.entries(smokeBudget(command.opts())))
+      command.setOptionValueWithSource(key, value, command.getOptionValueSource(key));
+  });
 
 registerTrain(program);
 registerEval(program);

@@ -4,23 +4,20 @@ import { resolve } from 'node:path';
 import { describeBackend, selectBackend } from '@grove/model';
 import { InvalidArgumentError } from 'commander';
 
-export function positiveInteger(value: string): number {
-  const parsed = Number(value);
-  if (!Number.isInteger(parsed) || parsed < 1) throw new InvalidArgumentError('expected a positive integer.');
-  return parsed;
+/** A parser for numeric options: refuses, in the words `expected …`, any value `accepts` turns down. */
+function numberOption(accepts: (value: number) => boolean, expected: string) {
+  return (value: string): number => {
+    const parsed = Number(value);
+    if (!accepts(parsed)) throw new InvalidArgumentError(`expected ${expected}.`);
+    return parsed;
+  };
 }
 
-export function nonNegativeInteger(value: string): number {
-  const parsed = Number(value);
-  if (!Number.isInteger(parsed) || parsed < 0) throw new InvalidArgumentError('expected a non-negative integer.');
-  return parsed;
-}
-
-export function positiveNumber(value: string): number {
-  const parsed = Number(value);
-  if (!(parsed > 0)) throw new InvalidArgumentError('expected a positive number.');
-  return parsed;
-}
+export const positiveInteger = numberOption((n) => Number.isInteger(n) && n >= 1, 'a positive integer');
+export const nonNegativeInteger = numberOption((n) => Number.isInteger(n) && n >= 0, 'a non-negative integer');
+export const positiveNumber = numberOption((n) => Number.isFinite(n) && n > 0, 'a positive number');
+export const nonNegativeNumber = numberOption((n) => Number.isFinite(n) && n >= 0, 'a number of at least 0');
+export const fraction = numberOption((n) => Number.isFinite(n) && n >= 0 && n <= 1, 'a number from 0 to 1');
 
 /** A repeatable `--data-root <dir>`: absolute; GROVE_DATA_ROOTS separates roots with colons, so none may hold one. */
 export function dataRoots(value: string, previous: string[]): string[] {

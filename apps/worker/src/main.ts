@@ -22,6 +22,7 @@ import {
   type TrainJobResult,
 } from '@grove/jobs';
 import { DelayedError, type Job, UnrecoverableError } from 'bullmq';
+import { failureLog } from './failures.js';
 import { workerMetrics } from './metrics.js';
 import type { TrainProgress, TrainTaskInput } from './train-task.js';
 
@@ -41,6 +42,9 @@ export function startWorker(options: WorkerOptions) {
   const scheduler = new RunScheduler(connection);
   const metrics = workerMetrics(connection);
   const running = new Set<{ interrupt(): void }>();
+  const progressFailed = failureLog('updating job progress');
+  const metricFailed = failureLog('recording a metric point');
+  const cancelPollFailed = failureLog('checking for cancellation');
 
   const processor = async (job: Job, token?: string): Promise<TrainJobResult> => {
     const data = parsePayload(job.data);
@@ -59,15 +63,17 @@ export function startWorker(options: WorkerOptions) {
       if (progress.round) {
         const { round, ...rest } = progress;
         const { round: number, ...metrics } = round;
-        void scheduler.runs.recordMetric(data.runId, {
-          ...metrics,
-          job: jobLabel,
-          ...replicaLabel,
-          kind: 'round',
-          round: number,
-          step: metrics.groupSteps,
-        });
-        void job.updateProgress({ ...rest });
+        metricFailed(
+          scheduler.runs.recordMetric(data.runId, {
+            ...metrics,
+            job: jobLabel,
+            ...replicaLabel,
+            kind: 'round',
+            round: number,
+            step: metrics.groupSteps,
+          }),
+        );
+        progressFailed(job.updateProgress({ ...rest }));
         return;
       }
       const now = Date.now();
@@ -78,23 +84,22 @@ export function startWorker(options: WorkerOptions) {
         progress.step === progress.steps
       ) {
         lastProgress = now;
-        void job.updateProgress({ ...progress });
+        progressFailed(job.updateProgress({ ...progress }));
         const { round: _none, ...point } = progress;
-        void scheduler.runs.recordMetric(data.runId, { job: jobLabel, ...replicaLabel, ...point });
+        metricFailed(scheduler.runs.recordMetric(data.runId, { job: jobLabel, ...replicaLabel, ...point }));
       }
     });
     running.add(task);
     let cancelled = false;
     const poll = setInterval(() => {
-      scheduler.runs
-        .isCancelled(data.runId)
-        .then((isCancelled) => {
+      // Redis away for a moment: training goes on, the next poll asks again.
+      cancelPollFailed(
+        scheduler.runs.isCancelled(data.runId).then((isCancelled) => {
           if (!isCancelled) return;
           cancelled = true;
           task.interrupt();
-        })
-        // Redis away for a moment: training goes on, the next poll asks again.
-        .catch(() => {});
+        }),
+      );
     }, CANCEL_POLL_MS);
     try {
       const result = await task.result;

@@ -7,6 +7,7 @@ import { forgetMetrics, publishMetrics } from '@grove/jobs';
 import type { RoundMetrics } from '@grove/localsgd';
 import type { Redis } from 'ioredis';
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
+import { failureLog } from './failures.js';
 
 const PUBLISH_MS = 5_000;
 
@@ -62,10 +63,11 @@ export function workerMetrics(redis: Redis) {
     registers: [registry],
   });
 
-  const publish = () => publishMetrics(redis, worker, registry).catch(() => {});
+  const publishFailed = failureLog('publishing metrics');
+  const publish = () => publishFailed(publishMetrics(redis, worker, registry));
   const timer = setInterval(publish, PUBLISH_MS);
   timer.unref();
-  void publish();
+  publish();
 
   return {
     step(run: string, job: string, rate: number | undefined) {
@@ -81,11 +83,14 @@ export function workerMetrics(redis: Redis) {
     },
     jobEnded(run: string, job: string) {
       tokensPerSecond.remove({ run, job });
-      void publish();
+      publish();
     },
     async close() {
       clearInterval(timer);
-      await forgetMetrics(redis, worker).catch(() => {});
+      // Stale entries expire on the API's side; a worker that cannot reach Redis still stops.
+      await forgetMetrics(redis, worker).catch((error: unknown) =>
+        console.error(`worker: withdrawing metrics failed: ${error instanceof Error ? error.message : String(error)}`),
+      );
     },
   };
 }

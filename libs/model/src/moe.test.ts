@@ -3,7 +3,7 @@ import { before, describe, it } from 'node:test';
 import * as tf from '@tensorflow/tfjs-core';
 import { selectBackend } from './backend.js';
 import { activeParameterCount, type ModelConfig, parameterCount, presetConfig } from './config.js';
-import { feedForward, moeFeedForward } from './moe.js';
+import { chooseExperts, feedForward, moeFeedForward } from './moe.js';
 import { TransformerLM } from './transformer.js';
 
 const dense: ModelConfig = { ...presetConfig('tiny'), layers: 2, width: 16, heads: 2, ffnWidth: 32, contextLength: 8 };
@@ -98,12 +98,38 @@ describe('Mixture-of-Experts layer', () => {
     model.resetRoutingStats();
     tf.tidy(() => model.logits(tokens(2)));
     assert.equal(model.routingStats?.expertRows, 2 * 16 * 1);
-    const thresholded = TransformerLM.fromArrays(moe({ training: 'dense', threshold: 0.2 }), model.toArrays());
-    tf.tidy(() => thresholded.logits(tokens(2)));
-    const perToken = thresholded.routingStats?.expertsPerToken ?? 0;
-    assert.ok(perToken >= 1 && perToken <= 4, `${perToken} experts per token`);
+    // A zero router gives every expert p = 1/4 on every token: a threshold below that takes all
+    // four, one above it none, and then the rule's "at least one" takes the likeliest.
+    const zeroRouter = new Map(model.toArrays());
+    for (const name of zeroRouter.keys())
+      if (name.endsWith('router.weight')) zeroRouter.set(name, new Float32Array(zeroRouter.get(name)?.length ?? 0));
+    for (const [threshold, perToken] of [
+      [0.2, 4],
+      [0.3, 1],
+    ]) {
+      const thresholded = TransformerLM.fromArrays(moe({ training: 'dense', threshold }), zeroRouter);
+      tf.tidy(() => thresholded.logits(tokens(2)));
+      assert.equal(thresholded.routingStats?.expertsPerToken, perToken, `threshold ${threshold}`);
+      assert.equal(thresholded.routingStats?.expertRows, 2 * 16 * perToken, `threshold ${threshold}`);
+      thresholded.dispose();
+    }
     model.dispose();
-    thresholded.dispose();
+  });
+
+  it('routes by threshold to the experts with p ≥ ε, at least one, in order of p', () => {
+    const probabilities = Float32Array.from([
+      ...[0.5, 0.3, 0.15, 0.05],
+      ...[0.1, 0.12, 0.08, 0.7],
+      ...[0.25, 0.21, 0.34, 0.2],
+      ...[0.19, 0.18, 0.17, 0.46],
+      ...[0.3, 0.15, 0.4, 0.15],
+    ]);
+    const config = moe({ training: 'dense', threshold: 0.2 }).moe as NonNullable<ModelConfig['moe']>;
+    const { mask, counts } = chooseExperts(probabilities, 5, config);
+    assert.deepEqual([...mask], [...[1, 1, 0, 0], ...[0, 0, 0, 1], ...[1, 1, 1, 1], ...[0, 0, 0, 1], ...[1, 0, 1, 0]]);
+    assert.deepEqual(counts, [3, 2, 2, 3]);
+    const topTwo = chooseExperts(probabilities, 5, { ...config, training: 'sparse', topK: 2 });
+    assert.deepEqual(topTwo.counts, [4, 2, 2, 2], 'without dense training the threshold is not used: top-2');
   });
 
   it('counts active parameters: the experts a token skips are not active', () => {

@@ -28,7 +28,7 @@ describe('fine-tuning a Mixture-of-Experts', () => {
     model.dispose();
     const settings = {
       ...TRAINING_DEFAULTS,
-      steps: 3,
+      steps: 4,
       batchSize: 2,
       warmupSteps: 1,
       trainableParameters: 'router' as const,
@@ -41,9 +41,13 @@ describe('fine-tuning a Mixture-of-Experts', () => {
       const changed = values.some((value, i) => value !== after.get(name)?.[i]);
       assert.equal(changed, name.endsWith('.ffn.router.weight'), name);
     }
+    // Resumed from a checkpoint at step 2, the run goes on as the uninterrupted one does.
     const resumed = Trainer.resume(trainer.checkpoint(), stream);
-    resumed.trainStep();
-    assert.equal(resumed.step, 3);
+    while (!trainer.finished) assert.equal(resumed.trainStep().loss, trainer.trainStep().loss);
+    assert.ok(resumed.finished);
+    assert.equal(resumed.step, 4);
+    assert.deepEqual(resumed.model.toArrays(), trainer.model.toArrays());
+    assert.notDeepEqual(resumed.model.toArrays(), after, 'the steps after the checkpoint moved the routers');
     trainer.dispose();
     resumed.dispose();
   });

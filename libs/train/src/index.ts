@@ -3,5 +3,6 @@ export * from './budget.js';
 export * from './evaluate.js';
 export * from './run.js';
 export * from './schedule.js';
+export * from './smoke.js';
 export * from './throughput.js';
 export * from './trainer.js';

@@ -24,9 +24,10 @@ export interface TrainingLoopOptions {
   /** Where numbered checkpoints go; none are written without it. */
   checkpointRoot?: string;
   checkpointEvery?: number;
+  /** Kept in every checkpoint's state beside the trainer's own, for whoever resumes it. */
+  checkpointState?: Record<string, unknown>;
   onStep?: (report: StepReport, tokensPerSecond: number) => void;
   onEvaluation?: (report: EvaluationReport) => void;
-  onCheckpoint?: (folder: string, step: number) => void;
   /** Checked between steps: stop early (after a checkpoint) when it turns true. */
   shouldStop?: () => boolean;
 }
@@ -52,8 +53,7 @@ export async function runTraining(trainer: Trainer, options: TrainingLoopOptions
   };
   const checkpoint = () => {
     if (!options.checkpointRoot) return;
-    const folder = saveNumberedCheckpoint(options.checkpointRoot, trainer.step, trainer.checkpoint());
-    options.onCheckpoint?.(folder, trainer.step);
+    saveNumberedCheckpoint(options.checkpointRoot, trainer.step, trainer.checkpoint(options.checkpointState));
   };
   if (trainer.step === 0 && options.evaluationDomains.length) evaluate();
   let lastCheckpointStep = trainer.step;

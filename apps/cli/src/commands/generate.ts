@@ -2,7 +2,7 @@ import { Rng, sampleText } from '@grove/model';
 import { loadCheckpoint } from '@grove/store';
 import { modelFromCheckpoint } from '@grove/train';
 import type { Command } from 'commander';
-import { nonNegativeInteger, positiveInteger, startBackend } from '../options.js';
+import { nonNegativeInteger, nonNegativeNumber, positiveInteger, startBackend } from '../options.js';
 
 export function registerGenerate(program: Command): void {
   program
@@ -11,7 +11,7 @@ export function registerGenerate(program: Command): void {
     .argument('<model>', 'model folder')
     .option('--prompt <text>', 'text to continue', 'The ')
     .option('--tokens <n>', 'bytes to generate', positiveInteger, 300)
-    .option('--temperature <t>', 'sampling temperature (0: greedy)', Number, 0.8)
+    .option('--temperature <t>', 'sampling temperature (0: greedy)', nonNegativeNumber, 0.8)
     .option('--top-k <k>', 'sample among the k likeliest bytes (0: all)', nonNegativeInteger, 40)
     .option('--seed <n>', 'sampling seed', nonNegativeInteger, 1)
     .action(

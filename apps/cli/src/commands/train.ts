@@ -1,17 +1,26 @@
 import { join } from 'node:path';
 import { DEFAULT_DOMAINS, loadDomain, mixtureOf } from '@grove/data';
 import { type ModelConfig, parameterCount, presetConfig, validateModelConfig } from '@grove/model';
-import { latestCheckpointFolder, loadCheckpoint, saveCheckpoint } from '@grove/store';
+import { type Checkpoint, latestCheckpointFolder, loadCheckpoint, saveCheckpoint } from '@grove/store';
 import {
   EVALUATION_DEFAULTS,
   runTraining,
+  smokeCap,
   stepsWithinBudget,
   TRAINING_DEFAULTS,
   Trainer,
   type TrainingSettings,
 } from '@grove/train';
 import { type Command, Option } from 'commander';
-import { list, nonNegativeInteger, positiveInteger, positiveNumber, progressLine, startBackend } from '../options.js';
+import {
+  fraction,
+  list,
+  nonNegativeInteger,
+  positiveInteger,
+  positiveNumber,
+  progressLine,
+  startBackend,
+} from '../options.js';
 import { printTable } from '../table.js';
 
 interface TrainOptions {
@@ -35,12 +44,17 @@ interface TrainOptions {
 }
 
 /** Steps timed during warm-up before a --minutes run fixes its length. */
-const CALIBRATION_STEPS = 30;
+const CALIBRATION_STEPS = smokeCap('calibrationSteps', 30);
 /**
  * Later steps run a little slower than the first ones timed (a larger heap, a busier
  * machine): plan for this much more time per step so the budget holds.
  */
 const STEP_TIME_MARGIN = 1.08;
+/** Options that fix how a run trains: a resumed run keeps the ones it started with. */
+const FIXED_AT_START = [
+  ...['preset', 'positions', 'activation', 'steps', 'batchSize', 'accumulation'],
+  ...['lr', 'warmup', 'lrFloor', 'seed', 'minutes'],
+];
 
 export function registerTrain(program: Command): void {
   program
@@ -63,7 +77,7 @@ export function registerTrain(program: Command): void {
     .option(
       '--lr-floor <fraction>',
       'the cosine schedule ends at lr × this',
-      Number,
+      fraction,
       TRAINING_DEFAULTS.finalLearningRateFraction,
     )
     .option('--seed <n>', 'seed for weights and data order', nonNegativeInteger, TRAINING_DEFAULTS.seed)
@@ -73,20 +87,26 @@ export function registerTrain(program: Command): void {
     .option('--checkpoint-every <steps>', 'resumable checkpoint interval', positiveInteger, 100)
     .option('--minutes <m>', 'fit --steps to this wall-clock budget (timed during warm-up)', positiveNumber)
     .option('--resume', 'continue from the newest checkpoint in --out', false)
-    .action(async (options: TrainOptions) => {
+    .action(async (options: TrainOptions, command: Command) => {
       // Everything a user can get wrong is checked before the backend spends time starting.
+      const given = (name: string) => command.getOptionValueSource(name) === 'cli';
       const checkpointRoot = join(options.out, 'checkpoints');
       const resumeFrom = options.resume ? latestCheckpointFolder(checkpointRoot) : undefined;
       if (options.resume && !resumeFrom) throw new Error(`Nothing to resume: ${checkpointRoot} holds no checkpoint.`);
-      if (options.minutes && (options.resume || options.warmup < CALIBRATION_STEPS)) {
+      if (options.minutes && !options.resume && options.warmup < CALIBRATION_STEPS) {
         throw new Error(`--minutes needs a fresh run with at least ${CALIBRATION_STEPS} warm-up steps to time.`);
       }
-      const modelConfig = resumeFrom ? undefined : validateModelConfig(modelConfigFrom(options));
-      const domains = options.domains.map((reference) => loadDomain(reference)); // the user's own folders: no roots
+      const resumed = resumeFrom ? loadCheckpoint(resumeFrom) : undefined;
+      if (resumed) refuseChangedSettings(given);
+      const domainNames = resumed
+        ? resumedDomains(resumed, given('domains') ? options.domains : undefined)
+        : options.domains;
+      const modelConfig = resumed ? undefined : validateModelConfig(modelConfigFrom(options));
+      const domains = domainNames.map((reference) => loadDomain(reference)); // the user's own folders: no roots
       const stream = mixtureOf(domains);
       await startBackend();
-      const trainer = resumeFrom
-        ? Trainer.resume(loadCheckpoint(resumeFrom), stream)
+      const trainer = resumed
+        ? Trainer.resume(resumed, stream)
         : Trainer.fresh(modelConfig as ModelConfig, settingsFrom(options), stream);
       const config = trainer.model.config;
       process.stderr.write(
@@ -113,6 +133,7 @@ export function registerTrain(program: Command): void {
         evaluation: { ...EVALUATION_DEFAULTS, maxBytes: options.evalBytes },
         checkpointRoot,
         checkpointEvery: options.checkpointEvery,
+        checkpointState: { domains: domainNames },
         shouldStop: () => stopRequested,
         onStep: (report) => {
           budget?.onStep(report.step);
@@ -142,13 +163,37 @@ export function registerTrain(program: Command): void {
       saveCheckpoint(options.out, {
         config: final.config,
         weights: final.weights,
-        state: { kind: 'model', domains: options.domains, trainingSettings: trainer.settings, evaluations },
+        state: { kind: 'model', domains: domainNames, trainingSettings: trainer.settings, evaluations },
       });
       if (last) {
         printTable(last.scores.map((s) => ({ model: options.out, domain: s.domain, bitsPerByte: s.bitsPerByte })));
       }
       process.stderr.write(`saved ${options.out}\n`);
     });
+}
+
+/** A resumed run goes on with the settings it was started with; giving others is a mistake, not a change. */
+function refuseChangedSettings(given: (name: string) => boolean): void {
+  const changed = FIXED_AT_START.find(given);
+  if (changed) {
+    const flag = `--${changed.replace(/[A-Z]/g, (letter) => `-${letter.toLowerCase()}`)}`;
+    throw new Error(`${flag} cannot change a resumed run, which keeps the settings it was started with; leave it out.`);
+  }
+}
+
+/** The domains a resumed run trains on: those its checkpoint records, which --domains may only repeat. */
+function resumedDomains(checkpoint: Checkpoint, given: string[] | undefined): string[] {
+  const recorded = (checkpoint.state as { domains?: unknown } | undefined)?.domains;
+  if (!Array.isArray(recorded)) {
+    if (given) return given;
+    throw new Error('That checkpoint does not record its domains; give --domains as the run was started.');
+  }
+  if (given && given.join(',') !== recorded.join(',')) {
+    throw new Error(
+      `--domains ${given.join(',')} differs from the run's domains ${recorded.join(',')}; leave --domains out to resume.`,
+    );
+  }
+  return recorded as string[];
 }
 
 /** Times the first steps and the first evaluation, then fixes the run's length to the budget. */
