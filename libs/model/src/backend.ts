@@ -6,6 +6,9 @@
  * OpenBLAS kernels of @grove/native replace the stock ones when built (GROVE_NATIVE=0: off).
  */
 import { installNativeKernels } from '@grove/native';
+
+export { nativeCallCounts } from '@grove/native';
+
 import * as tf from '@tensorflow/tfjs-core';
 import './gradients.js';
 import { installWasmKernels } from './wasm-kernels.js';

@@ -46,6 +46,12 @@ type BatchMatMulFn = (
 ) => void;
 
 let installed = false;
+/** 2-D products the fast path ran, so tests can tell it was reached. */
+let fastProducts = 0;
+
+export function wasmFastProductCount(): number {
+  return fastProducts;
+}
 
 export function installWasmKernels(): void {
   if (installed) return;
@@ -113,6 +119,7 @@ export function installWasmKernels(): void {
       const outView = view(backend, [1, m, n], outOffset + i * m * n * 4);
       const id = (info: TensorInfo) => backend.dataIdMap.get(info.dataId).id;
       wasmBatchMatMul(id(aView), aShape, 3, id(bView), bShape, 3, false, false, id(outView));
+      fastProducts++;
       dropView(backend, aView);
       dropView(backend, bView);
       dropView(backend, outView);
