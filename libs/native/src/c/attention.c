@@ -4,21 +4,17 @@
  * so no head is ever transposed or copied. Scores, mask and softmax are one pass.
  */
 #include <cblas.h>
-#include <math.h>
 #include <stdlib.h>
 
 #include "kernels.h"
+#include "vector_math.h"
 
 /* Softmax of row `row` over columns 0..row; the masked columns are exactly 0. */
 static void causal_softmax_row(float *scores, size_t row, size_t length) {
   float largest = scores[0];
   for (size_t j = 1; j <= row; j++) largest = scores[j] > largest ? scores[j] : largest;
-  float total = 0.0f;
-  for (size_t j = 0; j <= row; j++) {
-    scores[j] = expf(scores[j] - largest);
-    total += scores[j];
-  }
-  const float inverse = 1.0f / total;
+  for (size_t j = 0; j <= row; j++) scores[j] = grove_exp(scores[j] - largest);
+  const float inverse = 1.0f / grove_sum_lanes(scores, row + 1);
   for (size_t j = 0; j <= row; j++) scores[j] *= inverse;
   for (size_t j = row + 1; j < length; j++) scores[j] = 0.0f;
 }
@@ -56,8 +52,7 @@ int grove_attention_grad(const float *q, const float *k, const float *v, const f
       for (size_t row = 0; row < length; row++) {
         float *grad = ds + row * length;
         const float *prob = p + row * length;
-        float dot = 0.0f;
-        for (size_t j = 0; j <= row; j++) dot += grad[j] * prob[j];
+        const float dot = grove_dot_lanes(grad, prob, row + 1);
         for (size_t j = 0; j <= row; j++) grad[j] = prob[j] * (grad[j] - dot);
         for (size_t j = row + 1; j < length; j++) grad[j] = 0.0f;
       }

@@ -2,6 +2,7 @@
 #include <math.h>
 
 #include "kernels.h"
+#include "vector_math.h"
 
 float grove_softmax_cross_entropy(const float *logits, const int *targets, float *probabilities, size_t rows,
                                   size_t classes) {
@@ -11,11 +12,8 @@ float grove_softmax_cross_entropy(const float *logits, const int *targets, float
     float *out = probabilities + row * classes;
     float largest = in[0];
     for (size_t j = 1; j < classes; j++) largest = in[j] > largest ? in[j] : largest;
-    float sum = 0.0f;
-    for (size_t j = 0; j < classes; j++) {
-      out[j] = expf(in[j] - largest);
-      sum += out[j];
-    }
+    for (size_t j = 0; j < classes; j++) out[j] = grove_exp(in[j] - largest);
+    const float sum = grove_sum_lanes(out, classes);
     const float inverse = 1.0f / sum;
     for (size_t j = 0; j < classes; j++) out[j] *= inverse;
     const int target = targets[row];

@@ -2,11 +2,10 @@
 #include <math.h>
 
 #include "kernels.h"
+#include "vector_math.h"
 
 static float inverse_rms(const float *x, size_t width, float epsilon) {
-  float sum = 0.0f;
-  for (size_t i = 0; i < width; i++) sum += x[i] * x[i];
-  return 1.0f / sqrtf(sum / (float)width + epsilon);
+  return 1.0f / sqrtf(grove_dot_lanes(x, x, width) / (float)width + epsilon);
 }
 
 void grove_rms_norm(const float *x, const float *weight, float *y, size_t rows, size_t width, float epsilon) {
@@ -27,8 +26,13 @@ void grove_rms_norm_grad(const float *dy, const float *x, const float *weight, f
     const float *grad = dy + row * width;
     float *out = dx + row * width;
     const float r = inverse_rms(in, width, epsilon);
+    float partial[GROVE_LANES] = {0};
+    size_t i = 0;
+    for (; i + GROVE_LANES <= width; i += GROVE_LANES)
+      for (int lane = 0; lane < GROVE_LANES; lane++) partial[lane] += grad[i + lane] * weight[i + lane] * in[i + lane];
     float dot = 0.0f;
-    for (size_t i = 0; i < width; i++) dot += grad[i] * weight[i] * in[i];
+    for (; i < width; i++) dot += grad[i] * weight[i] * in[i];
+    for (int lane = 0; lane < GROVE_LANES; lane++) dot += partial[lane];
     const float correction = r * r * r * dot / (float)width;
     for (size_t i = 0; i < width; i++) {
       out[i] = r * grad[i] * weight[i] - correction * in[i];
@@ -39,7 +43,7 @@ void grove_rms_norm_grad(const float *dy, const float *x, const float *weight, f
 
 #define GELU_SCALE 1.702f
 
-static inline float sigmoid(float x) { return 1.0f / (1.0f + expf(-x)); }
+static inline float sigmoid(float x) { return 1.0f / (1.0f + grove_exp(-x)); }
 
 void grove_gelu(const float *x, float *y, size_t size) {
   for (size_t i = 0; i < size; i++) y[i] = x[i] * sigmoid(GELU_SCALE * x[i]);
