@@ -11,6 +11,8 @@ import { fileURLToPath } from 'node:url';
 export interface NativeAddon {
   matmul(heap: ArrayBuffer, ...args: number[]): void;
   sum(heap: ArrayBuffer, ...args: number[]): void;
+  gatherRows(heap: ArrayBuffer, ...args: number[]): void;
+  segmentSumRows(heap: ArrayBuffer, ...args: number[]): void;
   rmsNorm(heap: ArrayBuffer, ...args: number[]): void;
   rmsNormGrad(heap: ArrayBuffer, ...args: number[]): void;
   gelu(heap: ArrayBuffer, ...args: number[]): void;

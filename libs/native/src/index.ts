@@ -8,6 +8,7 @@ import { type FUSED_KERNELS, installFusedKernels } from './fused-kernels.js';
 import { installIdentityKernel } from './identity-kernel.js';
 import { installMatmulKernels } from './matmul-kernels.js';
 import { installReduceKernels } from './reduce-kernels.js';
+import { installRowKernels } from './row-kernels.js';
 
 export { FUSED_KERNELS } from './fused-kernels.js';
 export { nativeCallCounts } from './registry.js';
@@ -34,6 +35,7 @@ export function installNativeKernels(): NativeKernelReport {
     kernels: [
       ...installMatmulKernels(addon),
       ...installReduceKernels(addon),
+      ...installRowKernels(addon),
       ...installIdentityKernel(),
       ...installFusedKernels(addon),
     ],

@@ -17,18 +17,20 @@ const count = (name: string) => calls.set(name, (calls.get(name) ?? 0) + 1);
 /** A native kernel returns undefined for a case it does not cover. */
 export type NativeKernel = (args: KernelArgs) => TensorInfo | TensorInfo[] | undefined;
 
-/** Replaces a stock wasm kernel; the stock one still runs every case the native one declines. */
+/** Replaces a stock wasm kernel, if any; the stock one still runs every case the native one declines. */
 export function overrideKernel(kernelName: string, native: NativeKernel): void {
   const stock = getKernel(kernelName, 'wasm');
-  if (!stock) throw new Error(`the wasm backend has no ${kernelName} kernel to override`);
   const kernelFunc: KernelFunc = (args) => {
     const result = native(args);
-    if (result === undefined) return stock.kernelFunc(args);
-    count(kernelName);
-    return result;
+    if (result !== undefined) {
+      count(kernelName);
+      return result;
+    }
+    if (!stock) throw new Error(`The wasm backend has no ${kernelName} kernel for this case.`);
+    return stock.kernelFunc(args);
   };
-  unregisterKernel(kernelName, 'wasm');
-  registerKernel({ ...stock, kernelFunc });
+  if (stock) unregisterKernel(kernelName, 'wasm');
+  registerKernel({ ...stock, kernelName, backendName: 'wasm', kernelFunc });
 }
 
 /** Adds a kernel of Grove's own (a fused op); ops look it up by name to know it is there. */

@@ -86,6 +86,30 @@ static napi_value sum(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+/* (heap, table, ids, out, count, rows, width) */
+static napi_value gather_rows(napi_env env, napi_callback_info info) {
+  Call call;
+  if (!begin(env, info, 6, &call)) return NULL;
+  const size_t n = count(&call, 3), rows = count(&call, 4), width = count(&call, 5);
+  REGION(table, const float, 0, rows * width);
+  REGION(ids, const int, 1, n);
+  REGION(out, float, 2, n * width);
+  grove_gather_rows(table, ids, out, n, rows, width);
+  return NULL;
+}
+
+/* (heap, x, segments, out, count, segmentCount, width) */
+static napi_value segment_sum_rows(napi_env env, napi_callback_info info) {
+  Call call;
+  if (!begin(env, info, 6, &call)) return NULL;
+  const size_t n = count(&call, 3), segments = count(&call, 4), width = count(&call, 5);
+  REGION(x, const float, 0, n * width);
+  REGION(ids, const int, 1, n);
+  REGION(out, float, 2, segments * width);
+  grove_segment_sum_rows(x, ids, out, n, segments, width);
+  return NULL;
+}
+
 /* (heap, x, weight, y, rows, width, epsilon) */
 static napi_value rms_norm(napi_env env, napi_callback_info info) {
   Call call;
@@ -243,6 +267,8 @@ static napi_value init(napi_env env, napi_value exports) {
   const napi_property_descriptor functions[] = {
       {"matmul", NULL, matmul, NULL, NULL, NULL, napi_default, NULL},
       {"sum", NULL, sum, NULL, NULL, NULL, napi_default, NULL},
+      {"gatherRows", NULL, gather_rows, NULL, NULL, NULL, napi_default, NULL},
+      {"segmentSumRows", NULL, segment_sum_rows, NULL, NULL, NULL, napi_default, NULL},
       {"rmsNorm", NULL, rms_norm, NULL, NULL, NULL, napi_default, NULL},
       {"rmsNormGrad", NULL, rms_norm_grad, NULL, NULL, NULL, napi_default, NULL},
       {"gelu", NULL, gelu, NULL, NULL, NULL, napi_default, NULL},

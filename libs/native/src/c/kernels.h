@@ -11,6 +11,11 @@ void grove_matmul(const float *a, const float *b, float *c, const float *bias, i
 /* out[o, i] = Σ_r x[o, r, i]: any contiguous block of reduced axes. */
 void grove_sum(const float *x, float *out, size_t outer, size_t reduced, size_t inner);
 
+/* out[i] = table[ids[i]] (zeros for an id out of range); the gradient sums rows into their segments. */
+void grove_gather_rows(const float *table, const int *ids, float *out, size_t count, size_t rows, size_t width);
+void grove_segment_sum_rows(const float *x, const int *segments, float *out, size_t count, size_t segment_count,
+                            size_t width);
+
 void grove_rms_norm(const float *x, const float *weight, float *y, size_t rows, size_t width, float epsilon);
 void grove_rms_norm_grad(const float *dy, const float *x, const float *weight, float *dx, float *dweight,
                          size_t rows, size_t width, float epsilon);
