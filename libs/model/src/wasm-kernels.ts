@@ -8,6 +8,9 @@
  *   share the caller's memory (zero-copy views) before calling the fast path.
  * - UnsortedSegmentSum: the gradient of `gather` (token embeddings) needs it and the
  *   wasm backend does not register it.
+ *
+ * When @grove/native is built, its OpenBLAS kernels take over both (transposes become sgemm
+ * flags, with no copies); these fixes are what runs without it (GROVE_NATIVE=0).
  */
 import {
   getKernel,

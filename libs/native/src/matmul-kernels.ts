@@ -61,8 +61,7 @@ function runProduct(args: KernelArgs, addon: NativeAddon, bias: TensorInfo | und
   const out = backend.makeOutput(plan.outShape, 'float32');
   const { m, n, k, batch, aStep, bStep } = plan;
   const biasOffset = bias ? offsetOf(backend, bias) : -1;
-  const flags = [relu, transposeA, transposeB].map(Number);
-  const [reluFlag, transposeAFlag, transposeBFlag] = flags;
+  const [reluFlag, transposeAFlag, transposeBFlag] = [relu, transposeA, transposeB].map(Number);
   addon.matmul(
     heapOf(backend),
     ...[offsetOf(backend, a), offsetOf(backend, b), offsetOf(backend, out), biasOffset, reluFlag],
