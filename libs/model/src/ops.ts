@@ -234,13 +234,9 @@ export function causalSelfAttention(
     : composedAttention(query, key, value, shape, rotary);
 }
 
-function composedAttention(
-  query: tf.Tensor2D,
-  key: tf.Tensor2D,
-  value: tf.Tensor2D,
-  { batch, length, heads }: AttentionShape,
-  rotary: boolean,
-): tf.Tensor2D {
+type Attention = typeof causalSelfAttention;
+
+const composedAttention: Attention = (query, key, value, { batch, length, heads }, rotary) => {
   const width = query.shape[1];
   const headWidth = width / heads;
   const headShape = [batch * heads, length, headWidth];
@@ -256,16 +252,10 @@ function composedAttention(
   const attention = tf.softmax(tf.add(tf.matMul(rotary ? applyRotary(q) : q, kTransposed), causalMask(length)));
   const mixed = tf.reshape(tf.matMul(attention, v), [batch, heads, length, headWidth]);
   return tf.reshape(tf.transpose(mixed, [0, 2, 1, 3]), [batch * length, width]);
-}
+};
 
 /** Heads stay column blocks of [B·T, width] throughout: no transposes, and scores, mask and softmax in one pass. */
-function fusedAttention(
-  query: tf.Tensor2D,
-  key: tf.Tensor2D,
-  value: tf.Tensor2D,
-  { batch, length, heads }: AttentionShape,
-  rotary: boolean,
-): tf.Tensor2D {
+const fusedAttention: Attention = (query, key, value, { batch, length, heads }, rotary) => {
   const attrs = { batch, length, heads, scale: 1 / Math.sqrt(query.shape[1] / heads) };
   const attend = customGradient((q: tf.Tensor2D, k: tf.Tensor2D, v: tf.Tensor2D, save: tf.GradSaveFunc) => {
     const [mixed, probabilities] = runFused<tf.Tensor[]>(FUSED_KERNELS.attention, { q, k, v }, attrs);
@@ -282,7 +272,7 @@ function fusedAttention(
   });
   const rotate = (x: tf.Tensor2D) => (rotary ? fusedRotary(x, length, heads) : x);
   return attend(rotate(query), rotate(key), value);
-}
+};
 
 /** Rotary phases on x [B·T, heads·headWidth]; the gradient is the transposed rotation. */
 function fusedRotary(x: tf.Tensor2D, length: number, heads: number): tf.Tensor2D {
