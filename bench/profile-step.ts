@@ -1,5 +1,6 @@
 /**
- * Where a training step's time goes, kernel by kernel (matrix products by shape).
+ * Where a training step's time goes, kernel by kernel (matrix products by shape), with the
+ * native kernels on (GROVE_NATIVE=0 for the stock wasm ones).
  *   npx tsx bench/profile-step.ts [preset] [batchSize]
  */
 import { describeBackend, presetConfig, selectBackend, TransformerLM } from '@grove/model';
@@ -26,7 +27,8 @@ const profile = await tf.profile(step);
 const wallMs = performance.now() - started;
 
 const byKernel = new Map<string, { ms: number; calls: number }>();
-for (const kernel of profile.kernels) {
+// Custom gradients appear as a kernel named after their scope, around the kernels they run: not counted twice.
+for (const kernel of profile.kernels.filter((k) => k.name !== 'forward')) {
   const key = kernel.name === 'BatchMatMul' ? `${kernel.name} ${JSON.stringify(kernel.inputShapes)}` : kernel.name;
   const entry = byKernel.get(key) ?? { ms: 0, calls: 0 };
   entry.ms += kernel.kernelTimeMs as number;

@@ -17,7 +17,7 @@ import {
   type TrainJobResult,
 } from '@grove/jobs';
 import type { RoundMetrics } from '@grove/localsgd';
-import { selectBackend } from '@grove/model';
+import { backendSummary, describeBackend, selectBackend } from '@grove/model';
 import { latestCheckpointFolder, loadCheckpoint, STATE_FILE, saveCheckpoint } from '@grove/store';
 import { runTraining, TRAINING_DEFAULTS, Trainer, type TrainingSettings } from '@grove/train';
 import { trainReplica } from './replica.js';
@@ -61,7 +61,7 @@ serveChildTask<TrainTaskInput, TrainProgress, TrainJobResult>(
     const stream = mixtureOf(trainingDomains);
     const settings = trainingSettings(spec, data);
 
-    await selectBackend();
+    process.stderr.write(`${describeBackend(await selectBackend())}\n`);
     if (data.role === 'expert' && data.replicas > 1) {
       const job = { ...data, steps: settings.steps };
       return trainReplica(job, { spec, stateFolder, redisUrl, stream, training: settings, stopRequested, report });
@@ -105,6 +105,7 @@ serveChildTask<TrainTaskInput, TrainProgress, TrainJobResult>(
         steps: trainer.step,
         tokens: trainer.tokensSeen,
         evaluations,
+        backend: backendSummary(),
       },
     });
     // The model is safe; the resumable checkpoints (twice its size with optimizer moments) are not needed.

@@ -1,6 +1,12 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { type ModuleImporter, parseBackendPreference, selectBackend } from './backend.js';
+import {
+  backendSummary,
+  describeBackend,
+  type ModuleImporter,
+  parseBackendPreference,
+  selectBackend,
+} from './backend.js';
 
 const withoutNative: ModuleImporter = async (specifier) => {
   if (specifier.startsWith('@tensorflow/tfjs-node')) throw new Error(`Cannot find package '${specifier}'`);
@@ -34,5 +40,18 @@ describe('backend selection', () => {
     assert.equal(parseBackendPreference(undefined), 'auto');
     assert.equal(parseBackendPreference(' WASM '), 'wasm');
     assert.throws(() => parseBackendPreference('cuda'), /must be one of auto, tensorflow, wasm, cpu; got "cuda"/);
+  });
+
+  it('says which kernels are native, and why there are none off wasm', async () => {
+    const wasm = await selectBackend('wasm');
+    assert.ok(wasm.kernels.native.includes('BatchMatMul') && wasm.kernels.native.includes('GroveCausalAttention'));
+    assert.match(
+      describeBackend(wasm),
+      /backend: wasm via @tensorflow\/tfjs-backend-wasm; native kernels: BatchMatMul, /,
+    );
+    assert.deepEqual(backendSummary(), { name: 'wasm', kernels: wasm.kernels });
+    const cpu = await selectBackend('cpu');
+    assert.deepEqual(cpu.kernels, { native: [], reason: 'native kernels need the wasm backend, not cpu' });
+    assert.equal(backendSummary().name, 'cpu');
   });
 });

@@ -2,8 +2,13 @@
  * Compute backend selection: one setting, GROVE_BACKEND=auto|tensorflow|wasm|cpu.
  *
  * `auto` prefers native TensorFlow (GPU build, then CPU build) when its package is
- * installed and loads, then WebAssembly (SIMD), then plain JavaScript.
+ * installed and loads, then WebAssembly (SIMD), then plain JavaScript. On wasm, the
+ * OpenBLAS kernels of @grove/native replace the stock ones when built (GROVE_NATIVE=0: off).
  */
+import { installNativeKernels } from '@grove/native';
+
+export { nativeCallCounts } from '@grove/native';
+
 import * as tf from '@tensorflow/tfjs-core';
 import './gradients.js';
 import { installWasmKernels } from './wasm-kernels.js';
@@ -18,6 +23,20 @@ export interface BackendChoice {
   source: string;
   /** Why earlier candidates were passed over (empty when the first one loaded). */
   skipped: string[];
+  kernels: KernelReport;
+}
+
+export interface KernelReport {
+  /** Kernels served by @grove/native on this backend; empty when none are. */
+  native: string[];
+  /** Why none are, when none are. */
+  reason?: string;
+}
+
+/** What computes, in a form to log or save beside a model. */
+export interface BackendSummary {
+  name: string;
+  kernels: KernelReport;
 }
 
 /** Loads a module by name; injectable so the fallback order can be tested. */
@@ -84,8 +103,8 @@ export async function selectBackend(
       if (!(await tf.setBackend(candidate.name)))
         throw new Error(`tfjs could not initialise the ${candidate.name} backend`);
       await tf.ready();
-      if (candidate.name === 'wasm') installWasmKernels();
-      return { name: candidate.name, source: candidate.source, skipped };
+      active = { name: candidate.name, source: candidate.source, skipped, kernels: kernelsFor(candidate.name) };
+      return active;
     } catch (error) {
       skipped.push(`${candidate.source}: ${firstLine(error)}`);
     }
@@ -93,9 +112,26 @@ export async function selectBackend(
   throw new Error(`No compute backend could load for GROVE_BACKEND=${preference} (${skipped.join('; ')}).`);
 }
 
+let active: BackendChoice | undefined;
+
+function kernelsFor(backend: string): KernelReport {
+  if (backend !== 'wasm') return { native: [], reason: `native kernels need the wasm backend, not ${backend}` };
+  installWasmKernels();
+  const report = installNativeKernels();
+  return { native: report.kernels, ...(report.reason ? { reason: report.reason } : {}) };
+}
+
 export function describeBackend(choice: BackendChoice): string {
   const passedOver = choice.skipped.length ? ` (passed over: ${choice.skipped.join('; ')})` : '';
-  return `backend: ${choice.name} via ${choice.source}${passedOver}`;
+  const { native, reason } = choice.kernels;
+  const kernels = native.length ? `native kernels: ${native.join(', ')}` : reason;
+  return `backend: ${choice.name} via ${choice.source}${passedOver}; ${kernels}`;
+}
+
+/** The backend the last `selectBackend` activated and its kernels, for logs and saved models. */
+export function backendSummary(): BackendSummary {
+  if (!active) throw new Error('No compute backend is selected yet: call selectBackend() first.');
+  return { name: active.name, kernels: active.kernels };
 }
 
 function firstLine(error: unknown): string {

@@ -7,7 +7,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import './gradients.js';
 import { type ModelConfig, type MoeConfig, parameterShapes, validateModelConfig } from './config.js';
 import { feedForward, type MoeLayerWeights, moeFeedForward, RoutingStats } from './moe.js';
-import { applyRotary, causalMask, rmsNorm, softmaxCrossEntropy, tokenNegativeLogLikelihoods } from './ops.js';
+import { causalSelfAttention, rmsNorm, softmaxCrossEntropy, tokenNegativeLogLikelihoods } from './ops.js';
 import { Rng } from './random.js';
 
 /** Named float32 values, the currency of checkpoints, peers and merges. */
@@ -131,7 +131,6 @@ export class TransformerLM {
     const { width, heads, contextLength, normEpsilon } = this.config;
     if (length > contextLength)
       throw new Error(`Sequence of ${length} tokens exceeds the context of ${contextLength}.`);
-    const headWidth = width / heads;
     const rows = batch * length;
 
     const embedded = tf.reshape(tf.gather(this.p('embed.tokens.weight'), tf.reshape(tokens, [rows])), [
@@ -142,28 +141,17 @@ export class TransformerLM {
     const rotary = this.config.positions === 'rotary';
     let x = tf.reshape(rotary ? embedded : tf.add(embedded, this.positionTable(length)), [rows, width]);
 
-    const mask = causalMask(length);
     const balanceLosses: tf.Scalar[] = [];
-    const splitHeads = (t: tf.Tensor, perm: number[], shape: number[]) =>
-      tf.reshape(tf.transpose(tf.reshape(t, [batch, length, heads, headWidth]), perm), shape);
 
     for (let layer = 0; layer < this.config.layers; layer++) {
       const at = (name: string) => this.p(`layers.${layer}.${name}`);
       const h = rmsNorm(x, at('attention.norm.weight'), normEpsilon);
-      // Scale queries rather than scores: the same result on a tensor `length` times smaller.
-      const query = tf.mul(tf.matMul(h, at('attention.query.weight')), 1 / Math.sqrt(headWidth));
-      const headShape = [batch * heads, length, headWidth];
-      const q = splitHeads(query, [0, 2, 1, 3], headShape) as tf.Tensor3D;
-      const key = tf.matMul(h, at('attention.key.weight'));
-      // Keys go straight to [B·H, headWidth, T] unless they must be rotated first.
-      const kTransposed = rotary
-        ? tf.transpose(applyRotary(splitHeads(key, [0, 2, 1, 3], headShape) as tf.Tensor3D), [0, 2, 1])
-        : splitHeads(key, [0, 2, 3, 1], [batch * heads, headWidth, length]);
-      const v = splitHeads(tf.matMul(h, at('attention.value.weight')), [0, 2, 1, 3], headShape);
-      const attention = tf.softmax(tf.add(tf.matMul(rotary ? applyRotary(q) : q, kTransposed), mask));
-      const mixed = tf.reshape(
-        tf.transpose(tf.reshape(tf.matMul(attention, v), [batch, heads, length, headWidth]), [0, 2, 1, 3]),
-        [rows, width],
+      const mixed = causalSelfAttention(
+        tf.matMul(h, at('attention.query.weight')),
+        tf.matMul(h, at('attention.key.weight')),
+        tf.matMul(h, at('attention.value.weight')),
+        { batch, length, heads },
+        rotary,
       );
       x = tf.add(x, tf.matMul(mixed, at('attention.out.weight')));
 
@@ -215,8 +203,7 @@ export class TransformerLM {
    */
   loss(inputs: tf.Tensor2D, targets: tf.Tensor2D): tf.Scalar {
     const { logits, balanceLoss } = this.forward(inputs, { training: true });
-    const oneHot = tf.oneHot(tf.reshape(targets, [-1]) as tf.Tensor1D, this.config.vocabSize) as tf.Tensor2D;
-    const crossEntropy = softmaxCrossEntropy(logits, tf.cast(oneHot, 'float32') as tf.Tensor2D);
+    const crossEntropy = softmaxCrossEntropy(logits, tf.reshape(targets, [-1]) as tf.Tensor1D);
     if (!balanceLoss || !this.config.moe) return crossEntropy;
     return tf.add(crossEntropy, tf.mul(balanceLoss, this.config.moe.balanceCoefficient)) as tf.Scalar;
   }

@@ -2,6 +2,10 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import * as tf from '@tensorflow/tfjs-core';
 import { selectBackend } from './backend.js';
+import { wasmFastProductCount } from './wasm-kernels.js';
+
+// These kernels serve the stock wasm backend; the native ones would otherwise take their place.
+process.env.GROVE_NATIVE = '0';
 
 /** Runs `compute` on a backend and returns plain numbers, so results compare across backends. */
 async function on(backend: 'wasm' | 'cpu', compute: () => tf.Tensor): Promise<Float32Array> {
@@ -35,9 +39,13 @@ describe('wasm kernel fixes', () => {
     ['batched against one matrix', [4, 5, 7], [1, 7, 3], false, false],
   ];
   for (const [label, aShape, bShape, transposeA, transposeB] of cases) {
-    it(`BatchMatMul matches the reference backend: ${label}`, async () => {
+    it(`BatchMatMul runs one fast 2-D product per batch and matches the reference backend: ${label}`, async () => {
       const compute = () => tf.matMul(tensorOf(aShape, 1), tensorOf(bShape, 2), transposeA, transposeB);
-      assertClose(await on('wasm', compute), await on('cpu', compute));
+      const before = wasmFastProductCount();
+      const result = await on('wasm', compute);
+      const batch = Math.max(aShape.length > 2 ? aShape[0] : 1, bShape.length > 2 ? bShape[0] : 1);
+      assert.equal(wasmFastProductCount() - before, batch);
+      assertClose(result, await on('cpu', compute));
     });
   }
 

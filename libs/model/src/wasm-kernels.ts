@@ -8,6 +8,9 @@
  *   share the caller's memory (zero-copy views) before calling the fast path.
  * - UnsortedSegmentSum: the gradient of `gather` (token embeddings) needs it and the
  *   wasm backend does not register it.
+ *
+ * When @grove/native is built, its OpenBLAS kernels take over both (transposes become sgemm
+ * flags, with no copies); these fixes are what runs without it (GROVE_NATIVE=0).
  */
 import {
   getKernel,
@@ -46,6 +49,12 @@ type BatchMatMulFn = (
 ) => void;
 
 let installed = false;
+/** 2-D products the fast path ran, so tests can tell it was reached. */
+let fastProducts = 0;
+
+export function wasmFastProductCount(): number {
+  return fastProducts;
+}
 
 export function installWasmKernels(): void {
   if (installed) return;
@@ -113,6 +122,7 @@ export function installWasmKernels(): void {
       const outView = view(backend, [1, m, n], outOffset + i * m * n * 4);
       const id = (info: TensorInfo) => backend.dataIdMap.get(info.dataId).id;
       wasmBatchMatMul(id(aView), aShape, 3, id(bView), bShape, 3, false, false, id(outView));
+      fastProducts++;
       dropView(backend, aView);
       dropView(backend, bView);
       dropView(backend, outView);

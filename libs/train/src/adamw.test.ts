@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { before, describe, it } from 'node:test';
-import { selectBackend } from '@grove/model';
+import { nativeCallCounts, selectBackend } from '@grove/model';
 import * as tf from '@tensorflow/tfjs-core';
 import { AdamW } from './adamw.js';
 import { learningRateAt } from './schedule.js';
@@ -67,5 +67,38 @@ describe('learning-rate schedule', () => {
     assert.ok(Math.abs(learningRateAt(60, schedule) - 0.55) < 1e-12);
     assert.ok(Math.abs(learningRateAt(110, schedule) - 0.1) < 1e-12);
     assert.ok(Math.abs(learningRateAt(500, schedule) - 0.1) < 1e-12);
+  });
+
+  it('takes the same steps through the fused native update as through tfjs kernels', async () => {
+    const steps = async (backend: 'wasm' | 'cpu') => {
+      await selectBackend(backend);
+      const values = (seed: number) => Array.from({ length: 12 }, (_, i) => Math.sin(i * 0.7 + seed));
+      const params = new Map<string, tf.Variable>([
+        ['matrix', tf.variable(tf.tensor2d(values(1), [3, 4]))],
+        ['gain', tf.variable(tf.tensor1d(values(2).slice(0, 4)))],
+      ]);
+      const optimizer = new AdamW(params);
+      for (let step = 1; step <= 3; step++) {
+        const grads = new Map<string, tf.Tensor>([
+          ['matrix', tf.tensor2d(values(3 * step), [3, 4])],
+          ['gain', tf.tensor1d(values(5 * step).slice(0, 4))],
+        ]);
+        optimizer.apply(params, grads, 0.01);
+        tf.dispose([...grads.values()]);
+      }
+      const result = [...params.values()].map((p) => p.dataSync() as Float32Array);
+      optimizer.dispose();
+      tf.dispose([...params.values()]);
+      return result;
+    };
+    const before = nativeCallCounts().get('GroveAdamW') ?? 0;
+    const fused = await steps('wasm');
+    assert.equal((nativeCallCounts().get('GroveAdamW') ?? 0) - before, 6);
+    const composed = await steps('cpu');
+    for (const [p, values] of fused.entries()) {
+      for (const [i, value] of values.entries()) {
+        assert.ok(Math.abs(value - composed[p][i]) < 1e-6, `${value} vs ${composed[p][i]}`);
+      }
+    }
   });
 });

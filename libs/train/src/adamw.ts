@@ -3,6 +3,7 @@
  * weights directly, not through the gradient. Its whole state is the two moment tensors
  * per parameter and the step count, all of which a checkpoint saves.
  */
+import { fusedAdamWStep } from '@grove/model';
 import * as tf from '@tensorflow/tfjs-core';
 
 export interface AdamWSettings {
@@ -41,6 +42,15 @@ export class AdamW {
         if (!grad) continue;
         const m = this.firstMoments.get(name) as tf.Variable;
         const v = this.secondMoments.get(name) as tf.Variable;
+        const decay = param.rank >= 2 ? weightDecay : 0;
+        const step = { learningRate, beta1, beta2, epsilon, decay, correction1, correction2 };
+        const fused = fusedAdamWStep(param, grad, m, v, step);
+        if (fused) {
+          param.assign(fused[0]);
+          m.assign(fused[1]);
+          v.assign(fused[2]);
+          continue;
+        }
         m.assign(tf.add(tf.mul(m, beta1), tf.mul(grad, 1 - beta1)));
         v.assign(tf.add(tf.mul(v, beta2), tf.mul(tf.square(grad), 1 - beta2)));
         const update = tf.div(tf.div(m, correction1), tf.add(tf.sqrt(tf.div(v, correction2)), epsilon));
