@@ -62,33 +62,28 @@ export type RoundOutcome =
   | { kind: 'excluded'; roster: number[] };
 
 export class ReplicaGroup {
-  /**
-   * Member incarnations that failed a round: a dead replica's record outlives it until its
-   * heartbeat expires, and must not be proposed again meanwhile. A retried job registers a
-   * new session and is welcome back.
-   */
-  private readonly failedSessions = new Set<string>();
-
   constructor(
     readonly node: PeerNode,
     readonly rendezvous: Rendezvous,
     readonly settings: GroupSettings,
   ) {}
 
-  private forget(members: Member[], failed: Set<number>): void {
-    for (const m of members) if (failed.has(m.rank) && m.rank !== this.node.rank) this.failedSessions.add(m.session);
-  }
-
   async round(request: RoundRequest): Promise<RoundOutcome> {
     const failed = new Set<number>();
+    /**
+     * Member incarnations that failed an attempt of this round: a dead replica's record
+     * outlives it until its heartbeat expires and must not be proposed again meanwhile.
+     * Forgotten when the round ends, so a member that dropped out once is welcome back.
+     */
+    const failedSessions = new Set<string>();
     let previous: number[] | undefined;
     let members: Member[] = [];
     for (let attempt = 0; attempt < this.settings.maxAttempts; attempt++) {
-      if (attempt > 0) this.forget(members, failed);
+      for (const m of members) if (failed.has(m.rank) && m.rank !== this.node.rank) failedSessions.add(m.session);
       members = await this.rendezvous.liveMembers();
       const eligible = new Set(
         members
-          .filter((m) => m.active && m.epoch === request.epoch && !this.failedSessions.has(m.session))
+          .filter((m) => m.active && m.epoch === request.epoch && !failedSessions.has(m.session))
           .map((m) => m.rank),
       );
       eligible.add(this.node.rank);

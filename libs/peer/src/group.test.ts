@@ -1,0 +1,100 @@
+import assert from 'node:assert/strict';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { type PrivateRedis, startPrivateRedis } from '@grove/jobs';
+import { Redis } from 'ioredis';
+import { parseCodec } from './codec.js';
+import { type Contribution, ReplicaGroup, type RoundOutcome } from './group.js';
+import { PeerNode } from './node.js';
+import { Rendezvous } from './rendezvous.js';
+
+let redis: PrivateRedis;
+const closers: (() => Promise<void> | void)[] = [];
+before(async () => {
+  redis = await startPrivateRedis(mkdtempSync(join(tmpdir(), 'grove-peer-group-')));
+});
+after(async () => {
+  for (const close of closers.reverse()) await close();
+  await redis?.stop();
+});
+
+let groupCounter = 0;
+const EPOCH = 1;
+
+interface Replica {
+  rank: number;
+  node: PeerNode;
+  rendezvous: Rendezvous;
+  group: ReplicaGroup;
+  logs: string[];
+}
+
+/** `size` registered, active replicas of one expert, each with its own node and Redis connection. */
+export async function startReplicas(size: number, key = `grove:test:group:${++groupCounter}`): Promise<Replica[]> {
+  return Promise.all(
+    Array.from({ length: size }, async (_, rank) => {
+      const connection = new Redis(redis.url);
+      const rendezvous = new Rendezvous(connection, key, rank, { ttlMs: 5_000 });
+      const logs: string[] = [];
+      const log = (message: string) => logs.push(message);
+      const node = await PeerNode.start({
+        run: 'run-1',
+        expert: 'press',
+        rank,
+        secret: await rendezvous.secret(),
+        log,
+      });
+      closers.push(async () => {
+        await node.close();
+        await rendezvous.leave().catch(() => {});
+        connection.disconnect();
+      });
+      await rendezvous.register(node.url);
+      await rendezvous.setActive(true, EPOCH);
+      const group = new ReplicaGroup(node, rendezvous, {
+        codec: parseCodec('fp32'),
+        contributionTimeoutMs: 5_000,
+        frameTimeoutMs: 5_000,
+        connectTimeoutMs: 800,
+        maxAttempts: 4,
+        log,
+      });
+      return { rank, node, rendezvous, group, logs };
+    }),
+  );
+}
+
+/** One round of `replica` with a small Δ of ones, every contribution counted in full. */
+export function roundOf(replica: Replica, round: number, values = new Float32Array(16).fill(1)): Promise<RoundOutcome> {
+  const contribution: Contribution = { rank: replica.rank, norm: 4, steps: 1, finite: true, baseRound: round - 1 };
+  return replica.group.round({
+    epoch: EPOCH,
+    round,
+    contribution,
+    buckets: [{ name: 'layers.0', length: values.length, values: () => values }],
+    scales: (contributions) => new Map(contributions.map((c) => [c.rank, 1])),
+  });
+}
+
+describe('replica group', () => {
+  it('welcomes back a member that dropped out of one round in the next one', async () => {
+    const [a, b, c] = await startReplicas(3);
+    // Round 1: c is registered and active but never connects (a transient drop): left out.
+    const first = await Promise.all([roundOf(a, 1), roundOf(b, 1)]);
+    for (const outcome of first) {
+      assert.equal(outcome.kind, 'reduced');
+      assert.deepEqual(outcome.roster, [0, 1]);
+    }
+    // Round 2: the first roster is proposed by a, which saw c fail a round ago.
+    const proposed = roundOf(a, 2);
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    const second = await Promise.all([proposed, roundOf(b, 2), roundOf(c, 2)]);
+    for (const outcome of second) {
+      assert.equal(outcome.kind, 'reduced', `${JSON.stringify(outcome)}\n${a.logs.join('\n')}`);
+      assert.deepEqual(outcome.roster, [0, 1, 2]);
+      if (outcome.kind === 'reduced') assert.ok(outcome.sums[0].every((value) => value === 3));
+    }
+  });
+});
