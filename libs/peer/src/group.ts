@@ -69,6 +69,7 @@ export class ReplicaGroup {
   ) {}
 
   async round(request: RoundRequest): Promise<RoundOutcome> {
+    this.node.enterRound(request.round, 4 * request.buckets.reduce((sum, bucket) => sum + bucket.length, 0));
     const failed = new Set<number>();
     /**
      * Member incarnations that failed an attempt of this round: a dead replica's record

@@ -56,8 +56,10 @@ export interface LinkOptions {
   deadAfterMs: number;
   /** Bytes `send` may leave queued in the socket before it waits for them to drain. */
   highWaterMark: number;
-  /** Frames a peer may have waiting here before it counts as misbehaving. */
-  maxQueuedFrames: number;
+  /** Bytes of frames a peer may have waiting here before it counts as misbehaving. */
+  maxQueuedBytes: number;
+  /** The round this replica is in, once it is in one: frames more than one round ahead are refused. */
+  currentRound(): number | undefined;
   log: (message: string) => void;
 }
 
@@ -76,11 +78,15 @@ interface Waiter {
   timer: NodeJS.Timeout;
 }
 
+/** Kinds that belong to a round (state transfer and requests happen outside rounds). */
+const ROUND_KINDS = new Set<number>([FrameKind.reduce, FrameKind.gather, FrameKind.meta, FrameKind.abort]);
+
 export const comparePositions = (a: RoundPosition, b: RoundPosition) => a.round - b.round || a.attempt - b.attempt;
 
 export class PeerLink {
   readonly stats: LinkStats = { bytesSent: 0, bytesReceived: 0, stateBytesSent: 0, framesRejected: 0 };
-  private readonly mailbox: Frame[] = [];
+  private readonly mailbox: { frame: Frame; bytes: number }[] = [];
+  private queuedBytes = 0;
   private waiter?: Waiter;
   private lastHeard = Date.now();
   private readonly heartbeat: NodeJS.Timeout;
@@ -179,11 +185,20 @@ export class PeerLink {
       this.onRequest(this, frame);
       return;
     }
-    if (this.mailbox.length >= this.options.maxQueuedFrames) {
-      this.reject('too many frames waiting');
+    const { kind, round } = frame.header;
+    const current = this.options.currentRound();
+    if (ROUND_KINDS.has(kind) && current !== undefined && round > current + 1) {
+      this.reject(`a frame for round ${round}, more than one ahead of round ${current}`);
       return;
     }
-    this.mailbox.push(frame);
+    if (this.queuedBytes + data.byteLength > this.options.maxQueuedBytes) {
+      this.reject(
+        `${this.queuedBytes + data.byteLength} bytes waiting, over the ${this.options.maxQueuedBytes}-byte budget`,
+      );
+      return;
+    }
+    this.queuedBytes += data.byteLength;
+    this.mailbox.push({ frame, bytes: data.byteLength });
     this.deliver();
   }
 
@@ -203,21 +218,20 @@ export class PeerLink {
     }
     if (waiter.expect.kind === FrameKind.state) {
       // State answers a request, outside any round: take the next state frame wherever it waits.
-      const index = this.mailbox.findIndex((f) =>
-        [FrameKind.state, FrameKind.stateEnd, FrameKind.abort].includes(f.header.kind as 5 | 6 | 7),
+      const index = this.mailbox.findIndex(({ frame }) =>
+        [FrameKind.state, FrameKind.stateEnd, FrameKind.abort].includes(frame.header.kind as 5 | 6 | 7),
       );
       if (index < 0) return;
-      const [frame] = this.mailbox.splice(index, 1);
+      const frame = this.take(index);
       if (frame.header.kind === FrameKind.abort)
         this.settle(waiter, new PeerGoneError(this.rank, 'it has no state yet'));
       else this.settle(waiter, frame);
       return;
     }
     while (this.mailbox.length > 0) {
-      const frame = this.mailbox[0];
-      const order = comparePositions(frame.header, waiter.expect);
+      const order = comparePositions(this.mailbox[0].frame.header, waiter.expect);
       if (order > 0) return; // A later round: keep it for then.
-      this.mailbox.shift();
+      const frame = this.take(0);
       if (order < 0) {
         this.options.log(`dropped a stale frame from peer ${this.rank} (round ${frame.header.round})`);
         continue;
@@ -242,6 +256,12 @@ export class PeerLink {
     }
   }
 
+  private take(index: number): Frame {
+    const [{ frame, bytes }] = this.mailbox.splice(index, 1);
+    this.queuedBytes -= bytes;
+    return frame;
+  }
+
   private settle(waiter: Waiter, outcome: Frame | Error): void {
     clearTimeout(waiter.timer);
     this.waiter = undefined;
@@ -254,6 +274,7 @@ export class PeerLink {
       this.failure = new PeerGoneError(this.rank, reason);
       clearInterval(this.heartbeat);
       this.mailbox.length = 0;
+      this.queuedBytes = 0;
       if (this.socket.readyState === this.socket.OPEN) this.socket.terminate();
     }
     if (this.waiter) this.settle(this.waiter, this.failure);

@@ -40,7 +40,8 @@ export const PEER_DEFAULTS = {
   heartbeatMs: 1_000,
   deadAfterMs: 5_000,
   highWaterMark: 8 * 1024 * 1024,
-  maxQueuedFrames: 256,
+  /** Mailbox budget per link before a round says how much traffic to expect: one largest frame. */
+  minQueuedBytes: 1024 * 1024,
   dialTimeoutMs: 10_000,
 };
 
@@ -54,6 +55,7 @@ export class PeerNode {
   private readonly retired: LinkStats = { bytesSent: 0, bytesReceived: 0, stateBytesSent: 0, framesRejected: 0 };
   private readonly linkOptions: LinkOptions;
   private readonly maxPayload: number;
+  private round?: number;
 
   private constructor(
     private readonly options: PeerNodeOptions,
@@ -68,7 +70,8 @@ export class PeerNode {
       heartbeatMs: options.heartbeatMs ?? PEER_DEFAULTS.heartbeatMs,
       deadAfterMs: options.deadAfterMs ?? PEER_DEFAULTS.deadAfterMs,
       highWaterMark: options.highWaterMark ?? PEER_DEFAULTS.highWaterMark,
-      maxQueuedFrames: PEER_DEFAULTS.maxQueuedFrames,
+      maxQueuedBytes: this.maxPayload + MAX_FRAME_OVERHEAD,
+      currentRound: () => this.round,
       log: options.log ?? (() => {}),
     };
   }
@@ -124,6 +127,16 @@ export class PeerNode {
     const link = this.links.get(rank);
     if (!link) throw new PeerGoneError(rank, 'not connected');
     return link.next(expect, timeoutMs);
+  }
+
+  /**
+   * Enters `round`, whose Δ is `roundBytes` as float32: frames more than one round ahead are
+   * refused from now on, and each link's mailbox may hold twice what a round can bring from
+   * one peer (reduce plus gather, at most the whole Δ each), at least `minQueuedBytes`.
+   */
+  enterRound(round: number, roundBytes: number): void {
+    this.round = Math.max(this.round ?? 0, round);
+    this.linkOptions.maxQueuedBytes = Math.max(PEER_DEFAULTS.minQueuedBytes, 2 * roundBytes) + MAX_FRAME_OVERHEAD;
   }
 
   /** Bytes sent and received over every link this node has had. */
