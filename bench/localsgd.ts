@@ -309,9 +309,9 @@ async function child() {
     run: 'bench',
     expert: job.key,
     rank: job.rank,
-    secret: await rendezvous.secret(),
+    directory: (rank) => rendezvous.identityOf(rank),
   });
-  await rendezvous.register(node.url);
+  await rendezvous.register(node.url, node.identity);
   await rendezvous.setActive(true, 1);
   while ((await rendezvous.liveMembers()).length < job.replicas) await new Promise((r) => setTimeout(r, 50));
   const group = new ReplicaGroup(node, rendezvous, {

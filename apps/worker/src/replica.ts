@@ -99,18 +99,20 @@ export async function trainReplica(job: ReplicaJob, context: ReplicaContext): Pr
   const log = (message: string) => console.error(`[${job.domain}#${job.replica}] ${message}`);
 
   const redis = connectRedis(context.redisUrl);
-  const rendezvous = new Rendezvous(redis, job.rendezvousKey, job.replica);
+  const rendezvous = new Rendezvous(redis, job.rendezvousKey, job.replica, { log });
   const node = await PeerNode.start({
     run: job.runId,
     expert: job.domain,
     rank: job.replica,
-    secret: await rendezvous.secret(),
+    directory: (rank) => rendezvous.identityOf(rank),
     listen: listenOptions(),
     advertiseHost: advertiseHost(),
     log,
   });
   const group = new ReplicaGroup(node, rendezvous, {
     codec: parseCodec(spec.localSgd.codec),
+    // A ceiling: the wait is ten times this replica's compute time for the round, at least
+    // 30 s, and ends as soon as the member's heartbeats stop.
     contributionTimeoutMs: 30 * 60_000,
     frameTimeoutMs: 60_000,
     maxAttempts: 8,

@@ -100,7 +100,7 @@ export async function runReplica(options: ReplicaOptions): Promise<ReplicaOutcom
   const { node, rendezvous } = group;
   let state: GroupState | undefined;
   serveGroupState(node, () => state);
-  await rendezvous.register(node.url);
+  await rendezvous.register(node.url, node.identity);
   try {
     let trainer: Trainer | undefined;
     let outer = new OuterOptimizer(settings.outer);
@@ -189,6 +189,7 @@ export async function runReplica(options: ReplicaOptions): Promise<ReplicaOutcom
         epoch: start.epoch,
         round,
         contribution,
+        computeMs: computeSeconds * 1000,
         buckets: deltaBuckets,
         errorFeedback: feedback,
         scales: (contributions) => {

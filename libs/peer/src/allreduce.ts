@@ -12,6 +12,7 @@ export interface RingRound {
   node: PeerNode;
   /** Ranks in ring order; this node's rank must be among them. */
   ring: number[];
+  epoch: number;
   round: number;
   attempt: number;
   codec: Codec;
@@ -97,8 +98,9 @@ function send(
   [shard, elements]: [number, number],
   payload: Uint8Array,
 ) {
-  const { round, attempt, ring } = context;
-  const header = { kind, codec: codecId(context.codec), round, attempt, tensor, shard, shards: ring.length, elements };
+  const { epoch, round, attempt, ring } = context;
+  const codec = codecId(context.codec);
+  const header = { kind, codec, epoch, round, attempt, tensor, shard, shards: ring.length, elements };
   return context.node.send(to, header, payload);
 }
 
@@ -112,7 +114,7 @@ async function receive(
 ): Promise<Frame> {
   const frame = await context.node.receive(
     from,
-    { round: context.round, attempt: context.attempt, kind, tensor, shard },
+    { epoch: context.epoch, round: context.round, attempt: context.attempt, kind, tensor, shard },
     context.timeoutMs,
   );
   const { header } = frame;

@@ -6,7 +6,7 @@ import { after, before, describe, it } from 'node:test';
 import { type PrivateRedis, startPrivateRedis } from '@grove/jobs';
 import { Redis } from 'ioredis';
 import { parseCodec } from './codec.js';
-import { type Contribution, ReplicaGroup, type RoundOutcome } from './group.js';
+import { type Contribution, ReplicaGroup } from './group.js';
 import { PeerNode } from './node.js';
 import { Rendezvous } from './rendezvous.js';
 
@@ -32,7 +32,7 @@ interface Replica {
 }
 
 /** `size` registered, active replicas of one expert, each with its own node and Redis connection. */
-export async function startReplicas(size: number, key = `grove:test:group:${++groupCounter}`): Promise<Replica[]> {
+async function startReplicas(size: number, key = `grove:test:group:${++groupCounter}`): Promise<Replica[]> {
   return Promise.all(
     Array.from({ length: size }, async (_, rank) => {
       const connection = new Redis(redis.url);
@@ -43,7 +43,7 @@ export async function startReplicas(size: number, key = `grove:test:group:${++gr
         run: 'run-1',
         expert: 'press',
         rank,
-        secret: await rendezvous.secret(),
+        directory: (peer) => rendezvous.identityOf(peer),
         log,
       });
       closers.push(async () => {
@@ -51,7 +51,7 @@ export async function startReplicas(size: number, key = `grove:test:group:${++gr
         await rendezvous.leave().catch(() => {});
         connection.disconnect();
       });
-      await rendezvous.register(node.url);
+      await rendezvous.register(node.url, node.identity);
       await rendezvous.setActive(true, EPOCH);
       const group = new ReplicaGroup(node, rendezvous, {
         codec: parseCodec('fp32'),
@@ -67,12 +67,13 @@ export async function startReplicas(size: number, key = `grove:test:group:${++gr
 }
 
 /** One round of `replica` with a small Δ of ones, every contribution counted in full. */
-export function roundOf(replica: Replica, round: number, values = new Float32Array(16).fill(1)): Promise<RoundOutcome> {
+function roundOf(replica: Replica, round: number, values = new Float32Array(16).fill(1), computeMs?: number) {
   const contribution: Contribution = { rank: replica.rank, norm: 4, steps: 1, finite: true, baseRound: round - 1 };
   return replica.group.round({
     epoch: EPOCH,
     round,
     contribution,
+    computeMs,
     buckets: [{ name: 'layers.0', length: values.length, values: () => values }],
     scales: (contributions) => new Map(contributions.map((c) => [c.rank, 1])),
   });
@@ -92,9 +93,35 @@ describe('replica group', () => {
     await new Promise((resolve) => setTimeout(resolve, 200));
     const second = await Promise.all([proposed, roundOf(b, 2), roundOf(c, 2)]);
     for (const outcome of second) {
-      assert.equal(outcome.kind, 'reduced', `${JSON.stringify(outcome)}\n${a.logs.join('\n')}`);
-      assert.deepEqual(outcome.roster, [0, 1, 2]);
+      assert.equal(
+        outcome.kind,
+        'reduced',
+        `${JSON.stringify(outcome)}\n${[a, b, c].map((r) => r.logs.join('\n')).join('\n--\n')}`,
+      );
+      assert.deepEqual(outcome.roster, [0, 1, 2], [a, b, c].map((r) => r.logs.join('\n')).join('\n--\n'));
       if (outcome.kind === 'reduced') assert.ok(outcome.sums[0].every((value) => value === 3));
     }
+  });
+
+  it('waits for a live member that sends nothing as long as its own compute time says, not the ceiling', async () => {
+    const [a, b] = await startReplicas(2);
+    // b is linked and its heartbeats are fine, but it never brings a contribution.
+    await b.node.connect({ rank: 0, url: a.node.url });
+    a.group = new ReplicaGroup(a.node, a.rendezvous, {
+      ...a.group.settings,
+      contributionTimeoutMs: 30 * 60_000,
+      contributionFloorMs: 500,
+    });
+    const started = Date.now();
+    const outcome = await roundOf(a, 1, undefined, 100);
+    const waited = Date.now() - started;
+    assert.equal(outcome.kind, 'reduced');
+    assert.deepEqual(outcome.roster, [0]);
+    // Ten times its 100 ms of compute: about a second, then the round goes on without b.
+    assert.ok(waited >= 900 && waited < 5_000, `waited ${waited} ms`);
+    assert.ok(
+      a.logs.some((line) => /no frame within 1000 ms/.test(line)),
+      a.logs.join('\n'),
+    );
   });
 });

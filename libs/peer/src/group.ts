@@ -10,6 +10,7 @@ import { type Codec, codecId, decode, type ErrorFeedback, encode, parseCodec } f
 import { FrameKind } from './frame.js';
 import { PeerGoneError, RoundAbortedError } from './link.js';
 import type { PeerAddress, PeerNode } from './node.js';
+import { type RateLimitedLog, rateLimitedLog } from './rate-limited-log.js';
 import type { Member, Rendezvous } from './rendezvous.js';
 
 /** What each replica declares about its pseudo-gradient before the exchange. */
@@ -24,8 +25,14 @@ export interface Contribution {
 
 export interface GroupSettings {
   codec: Codec;
-  /** Longest wait for a member's contribution (a sync-mode straggler may still be computing). */
+  /**
+   * Longest wait for a member's contribution (a sync-mode straggler may still be computing).
+   * The wait is ten times this replica's own compute time for the round, within
+   * [`contributionFloorMs`, this]; it ends sooner when the member's heartbeats stop.
+   */
   contributionTimeoutMs: number;
+  /** Shortest wait for a contribution, however fast this replica was (default 30 s). */
+  contributionFloorMs?: number;
   /** Longest wait for one all-reduce frame from a live neighbour. */
   frameTimeoutMs: number;
   maxAttempts: number;
@@ -43,6 +50,8 @@ export interface RoundRequest {
    * computed when its turn comes, so a round holds one bucket of Δ at a time.
    */
   buckets: { name: string; length: number; values(): Float32Array }[];
+  /** How long this replica computed before the round: sizes the wait for the others. */
+  computeMs?: number;
   /** Carries this replica's quantisation residual from round to round, when set. */
   errorFeedback?: ErrorFeedback;
   /** How much each member's Δ counts, from everyone's contributions; the same on every replica. */
@@ -62,14 +71,19 @@ export type RoundOutcome =
   | { kind: 'excluded'; roster: number[] };
 
 export class ReplicaGroup {
+  private readonly warn: RateLimitedLog;
+
   constructor(
     readonly node: PeerNode,
     readonly rendezvous: Rendezvous,
     readonly settings: GroupSettings,
-  ) {}
+  ) {
+    this.warn = rateLimitedLog(settings.log);
+  }
 
   async round(request: RoundRequest): Promise<RoundOutcome> {
-    this.node.enterRound(request.round, 4 * request.buckets.reduce((sum, bucket) => sum + bucket.length, 0));
+    const elements = request.buckets.reduce((sum, bucket) => sum + bucket.length, 0);
+    this.node.enterRound({ epoch: request.epoch, round: request.round }, 4 * elements);
     const failed = new Set<number>();
     /**
      * Member incarnations that failed an attempt of this round: a dead replica's record
@@ -129,6 +143,7 @@ export class ReplicaGroup {
     const context = {
       node: this.node,
       ring: roster,
+      epoch: request.epoch,
       round: request.round,
       attempt,
       codec: this.settings.codec,
@@ -170,15 +185,17 @@ export class ReplicaGroup {
             if (!present.has(rank)) this.node.interrupt(rank, new PeerGoneError(rank, 'it left the group'));
           }
         })
-        .catch(() => {});
+        .catch((error) => this.warn('member watch', `could not read the group's members: ${error.message}`));
     }, 2_000);
     return () => clearInterval(timer);
   }
 
   /** Every member sends its contribution to every other; all end with the same list. */
   private async exchangeContributions(request: RoundRequest, attempt: number, peers: number[]) {
-    const position = { round: request.round, attempt };
+    const position = { epoch: request.epoch, round: request.round, attempt };
     const payload = new TextEncoder().encode(JSON.stringify(request.contribution));
+    const { contributionTimeoutMs, contributionFloorMs = 30_000 } = this.settings;
+    const wait = Math.min(contributionTimeoutMs, Math.max(contributionFloorMs, 10 * (request.computeMs ?? Infinity)));
     const header = {
       ...position,
       kind: FrameKind.meta,
@@ -192,7 +209,7 @@ export class ReplicaGroup {
       peers.map(async (rank) => {
         const [, frame] = await Promise.all([
           this.node.send(rank, header, payload),
-          this.node.receive(rank, { ...position, kind: FrameKind.meta }, this.settings.contributionTimeoutMs),
+          this.node.receive(rank, { ...position, kind: FrameKind.meta }, wait),
         ]);
         return parseContribution(rank, frame.payload, this.node);
       }),
@@ -203,6 +220,7 @@ export class ReplicaGroup {
   private async abort(request: RoundRequest, attempt: number, roster: number[], failed: number[]): Promise<void> {
     const payload = new TextEncoder().encode(JSON.stringify(failed));
     const header = {
+      epoch: request.epoch,
       round: request.round,
       attempt,
       kind: FrameKind.abort,
@@ -256,7 +274,7 @@ export interface GroupState {
   extra: Record<string, unknown>;
 }
 
-const STATE_POSITION = { round: 0, attempt: 0, shard: 0, shards: 1 };
+const STATE_POSITION = { epoch: 0, round: 0, attempt: 0, shard: 0, shards: 1 };
 const FP32 = codecId(parseCodec('fp32'));
 
 /** Lets `node` answer late joiners with whatever `current` returns at the time they ask. */

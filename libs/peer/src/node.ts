@@ -1,21 +1,34 @@
 /**
  * A replica's end of the peer network: a WebSocket server other replicas of the same expert
- * dial (authenticated at upgrade with the run's secret), links to the peers it dials itself,
- * and typed send/receive of checked frames. One node per replica process.
+ * dial, links to the peers it dials itself, and typed send/receive of checked frames. Every
+ * link opens with the handshake of `handshake.ts`, which proves each side is the rank and
+ * session the rendezvous lists; an unauthenticated connection never replaces a link. One
+ * node per replica process.
  */
-import { createHash, timingSafeEqual } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import WebSocket, { WebSocketServer } from 'ws';
-import { decodeFrame, encodeFrame, type Frame, type FrameHeader, FrameKind, MAX_FRAME_OVERHEAD } from './frame.js';
-import { type Expectation, type LinkOptions, type LinkStats, PeerGoneError, PeerLink } from './link.js';
+import { type Frame, type FrameHeader, FrameKind, MAX_FRAME_OVERHEAD } from './frame.js';
+import { type Handshake, HandshakeError, handshake } from './handshake.js';
+import { createIdentity, type IdentityKeys, type PeerDirectory, type PeerIdentity } from './identity.js';
+import {
+  type Expectation,
+  type LinkOptions,
+  type LinkStats,
+  type OutgoingHeader,
+  PeerGoneError,
+  PeerLink,
+  type RoundPosition,
+} from './link.js';
 
 export interface PeerNodeOptions {
   run: string;
   expert: string;
   rank: number;
-  /** Shared by the replicas of a run; a peer without it is refused at upgrade. */
-  secret: string;
+  /** This session's key pair; made afresh when not given. */
+  identity?: IdentityKeys;
+  /** Where the identities peers must prove are listed (the rendezvous). */
+  directory: PeerDirectory;
   /** Where to accept connections; `false` for a replica that can only dial out. */
   listen?: { host: string; port?: number } | false;
   /** The host name peers should dial, when it differs from the listening interface. */
@@ -25,8 +38,13 @@ export interface PeerNodeOptions {
   heartbeatMs?: number;
   deadAfterMs?: number;
   highWaterMark?: number;
+  /** Longest time a connection may take to complete the handshake before it is destroyed. */
+  handshakeTimeoutMs?: number;
   log?: (message: string) => void;
 }
+
+/** A frame header as the round protocol writes it; the node and link fill in the rest. */
+export type PeerHeader = Omit<FrameHeader, 'run' | 'expert' | 'sender' | 'sequence'>;
 
 export interface PeerAddress {
   rank: number;
@@ -43,19 +61,28 @@ export const PEER_DEFAULTS = {
   /** Mailbox budget per link before a round says how much traffic to expect: one largest frame. */
   minQueuedBytes: 1024 * 1024,
   dialTimeoutMs: 10_000,
+  handshakeTimeoutMs: 5_000,
 };
+
+/** A rank as a peer may write it: a plain decimal integer, nothing Number() would also take. */
+export function parseRank(text: string | undefined): number | undefined {
+  return text !== undefined && /^(0|[1-9][0-9]{0,8})$/.test(text) ? Number(text) : undefined;
+}
 
 export class PeerNode {
   readonly rank: number;
   readonly url: string | undefined;
+  /** What the rendezvous must list for this replica: its session and public key. */
+  readonly identity: PeerIdentity;
+  private readonly keys: IdentityKeys;
   /** Answers `stateRequest` frames; set by the Local-SGD loop once it holds the group's state. */
-  stateProvider?: () => { header: Omit<FrameHeader, 'run' | 'expert'>; payload: Uint8Array }[] | undefined;
+  stateProvider?: () => { header: PeerHeader; payload: Uint8Array }[] | undefined;
   private readonly links = new Map<number, PeerLink>();
   private readonly arrivals = new Map<number, ((link: PeerLink) => void)[]>();
   private readonly retired: LinkStats = { bytesSent: 0, bytesReceived: 0, stateBytesSent: 0, framesRejected: 0 };
   private readonly linkOptions: LinkOptions;
   private readonly maxPayload: number;
-  private round?: number;
+  private position?: Omit<RoundPosition, 'attempt'>;
 
   private constructor(
     private readonly options: PeerNodeOptions,
@@ -65,13 +92,19 @@ export class PeerNode {
   ) {
     this.rank = options.rank;
     this.url = url;
+    this.keys = options.identity ?? createIdentity();
+    this.identity = { session: this.keys.session, publicKey: this.keys.publicKey };
     this.maxPayload = options.maxPayload ?? PEER_DEFAULTS.maxPayload;
     this.linkOptions = {
+      self: options.rank,
+      run: options.run,
+      expert: options.expert,
+      maxPayload: this.maxPayload,
       heartbeatMs: options.heartbeatMs ?? PEER_DEFAULTS.heartbeatMs,
       deadAfterMs: options.deadAfterMs ?? PEER_DEFAULTS.deadAfterMs,
       highWaterMark: options.highWaterMark ?? PEER_DEFAULTS.highWaterMark,
       maxQueuedBytes: this.maxPayload + MAX_FRAME_OVERHEAD,
-      currentRound: () => this.round,
+      currentPosition: () => this.position,
       log: options.log ?? (() => {}),
     };
   }
@@ -117,10 +150,10 @@ export class PeerNode {
     return link?.alive ? link : undefined;
   }
 
-  async send(rank: number, header: Omit<FrameHeader, 'run' | 'expert'>, payload: Uint8Array): Promise<void> {
+  async send(rank: number, header: PeerHeader, payload: Uint8Array): Promise<void> {
     const link = this.links.get(rank);
     if (!link) throw new PeerGoneError(rank, 'not connected');
-    await link.send(encodeFrame({ ...header, run: this.options.run, expert: this.options.expert }, payload));
+    await link.send(this.outgoing(header), payload);
   }
 
   async receive(rank: number, expect: Expectation, timeoutMs: number): Promise<Frame> {
@@ -134,8 +167,8 @@ export class PeerNode {
    * refused from now on, and each link's mailbox may hold twice what a round can bring from
    * one peer (reduce plus gather, at most the whole Δ each), at least `minQueuedBytes`.
    */
-  enterRound(round: number, roundBytes: number): void {
-    this.round = Math.max(this.round ?? 0, round);
+  enterRound(position: Omit<RoundPosition, 'attempt'>, roundBytes: number): void {
+    this.position = { epoch: position.epoch, round: position.round };
     this.linkOptions.maxQueuedBytes = Math.max(PEER_DEFAULTS.minQueuedBytes, 2 * roundBytes) + MAX_FRAME_OVERHEAD;
   }
 
@@ -175,12 +208,14 @@ export class PeerNode {
     this.server?.closeAllConnections();
   }
 
-  private checkFrame = (bytes: Uint8Array): Frame => {
-    const frame = decodeFrame(bytes, this.maxPayload);
+  private outgoing(header: PeerHeader): OutgoingHeader {
+    return { ...header, run: this.options.run, expert: this.options.expert };
+  }
+
+  private checkFrame = (frame: Frame): void => {
     if (frame.header.run !== this.options.run || frame.header.expert !== this.options.expert) {
       throw new Error(`frame for ${frame.header.run}/${frame.header.expert}, not this expert`);
     }
-    return frame;
   };
 
   private upgrade(request: IncomingMessage, socket: Socket, head: Buffer): void {
@@ -194,32 +229,45 @@ export class PeerNode {
       refuse('404 Not Found', `unknown path ${path}`);
       return;
     }
-    if (!this.authorised(request.headers.authorization)) {
-      refuse('401 Unauthorized', 'wrong or missing secret');
-      return;
-    }
-    const rank = Number(request.headers['x-grove-peer']);
-    if (!Number.isInteger(rank) || rank < 0 || rank === this.rank) {
+    const header = request.headers['x-grove-peer'];
+    const rank = parseRank(Array.isArray(header) ? undefined : header);
+    if (rank === undefined || rank === this.rank) {
       refuse('400 Bad Request', 'missing or invalid x-grove-peer rank');
       return;
     }
-    this.wss?.handleUpgrade(request, socket, head, (ws) => this.adopt(rank, ws));
+    this.wss?.handleUpgrade(request, socket, head, (ws) => {
+      this.authenticate(rank, ws).catch((error) =>
+        this.linkOptions.log(`refused a peer connection from ${socket.remoteAddress}: ${error.message}`),
+      );
+    });
   }
 
-  private authorised(header: string | undefined): boolean {
-    const digest = (text: string) => createHash('sha256').update(text).digest();
-    return header !== undefined && timingSafeEqual(digest(header), digest(`Bearer ${this.options.secret}`));
+  private async authenticate(rank: number, ws: WebSocket): Promise<PeerLink> {
+    const done = await handshake(ws, {
+      run: this.options.run,
+      expert: this.options.expert,
+      rank: this.rank,
+      identity: this.keys,
+      peerRank: rank,
+      directory: this.options.directory,
+      timeoutMs: this.options.handshakeTimeoutMs ?? PEER_DEFAULTS.handshakeTimeoutMs,
+    });
+    return this.adopt(rank, ws, done);
   }
 
   private dial(rank: number, url: string, timeoutMs: number): Promise<PeerLink> {
     return new Promise((resolve, reject) => {
       const ws = new WebSocket(url, {
-        headers: { authorization: `Bearer ${this.options.secret}`, 'x-grove-peer': String(this.rank) },
+        headers: { 'x-grove-peer': String(this.rank) },
         perMessageDeflate: false,
         maxPayload: this.maxPayload + MAX_FRAME_OVERHEAD,
         handshakeTimeout: timeoutMs,
       });
-      ws.once('open', () => resolve(this.adopt(rank, ws)));
+      ws.once('open', () =>
+        this.authenticate(rank, ws).then(resolve, (error) =>
+          reject(error instanceof HandshakeError ? new PeerGoneError(rank, error.message) : error),
+        ),
+      );
       ws.once('unexpected-response', (_request, response) => {
         ws.terminate();
         reject(new PeerGoneError(rank, `it refused the connection with HTTP ${response.statusCode}`));
@@ -228,13 +276,14 @@ export class PeerNode {
     });
   }
 
-  private adopt(rank: number, ws: WebSocket): PeerLink {
+  /** Only an authenticated connection gets here, so only the peer itself can replace its link. */
+  private adopt(rank: number, ws: WebSocket, done: Handshake): PeerLink {
     const previous = this.links.get(rank);
     if (previous) {
       previous.close('replaced by a new connection');
       this.retire(previous);
     }
-    const link = new PeerLink(rank, ws, this.linkOptions, this.checkFrame, (from, frame) =>
+    const link = new PeerLink(rank, ws, this.linkOptions, done.keys, done.detach, this.checkFrame, (from, frame) =>
       this.answerStateRequest(from, frame),
     );
     this.links.set(rank, link);
@@ -271,14 +320,12 @@ export class PeerNode {
   private answerStateRequest(link: PeerLink, request: Frame): void {
     const state = this.stateProvider?.();
     const send = async () => {
-      for (const { header, payload } of state ?? []) {
-        await link.send(encodeFrame({ ...header, run: this.options.run, expert: this.options.expert }, payload));
-      }
+      for (const { header, payload } of state ?? []) await link.send(this.outgoing(header), payload);
     };
     if (!state) {
       // Joining itself: say so at once, and the asker tries another peer.
-      const header = { ...request.header, kind: FrameKind.abort, run: this.options.run, expert: this.options.expert };
-      link.send(encodeFrame(header, new Uint8Array(0))).catch(() => {});
+      const { sender: _sender, sequence: _sequence, ...header } = request.header;
+      link.send({ ...header, kind: FrameKind.abort }, new Uint8Array(0)).catch(() => {});
       return;
     }
     send().catch((error) => this.linkOptions.log(`could not send state to peer ${link.rank}: ${error.message}`));
