@@ -77,6 +77,45 @@ describe('ring all-reduce', () => {
     await Promise.all(group.map((node) => node.close()));
   });
 
+  it("refuses a neighbour's non-finite values before adding them, so no honest sum holds NaN", async () => {
+    const group = await startGroup(3);
+    const ring = group.map((node) => node.rank);
+    const codec = parseCodec('int8');
+    const inputs = group.map((_, rank) => randomValues(256, rank + 3));
+    inputs[2][7] = Number.NaN; // int8: its block of 128 decodes to NaN everywhere
+    const results = await Promise.allSettled(
+      group.map((node, i) =>
+        ringAllReduce({ node, ring, epoch: 1, round: 1, attempt: 0, codec, timeoutMs: 2_000 }, 'layers.0', inputs[i]),
+      ),
+    );
+    for (const [rank, result] of results.entries()) {
+      if (rank === 2) continue;
+      if (result.status === 'fulfilled') assert.ok(result.value.every(Number.isFinite), `rank ${rank} summed NaN`);
+    }
+    assert.ok(
+      results.some((r) => r.status === 'rejected' && /non-finite value in layers.0/.test(String(r.reason))),
+      results.map((r) => (r.status === 'rejected' ? String(r.reason) : 'ok')).join('\n'),
+    );
+    await Promise.all(group.map((node) => node.close()));
+  });
+
+  it('refuses a shard whose norm is beyond what the members declared', async () => {
+    const group = await startGroup(2);
+    const ring = group.map((node) => node.rank);
+    const codec = parseCodec('fp32');
+    const honest = new Float32Array(64).fill(0.01);
+    const inflated = new Float32Array(64).fill(1_000);
+    const context = (node: PeerNode) => ({ node, ring, epoch: 1, round: 1, attempt: 0, codec, timeoutMs: 2_000 });
+    const [a, b] = await Promise.allSettled([
+      ringAllReduce({ ...context(group[0]), normBound: 1 }, 'layers.0', honest),
+      ringAllReduce({ ...context(group[1]), normBound: 1 }, 'layers.0', inflated),
+    ]);
+    assert.equal(a.status, 'rejected');
+    assert.match(String((a as PromiseRejectedResult).reason), /norm .* over the round's bound/);
+    assert.equal(b.status, 'rejected');
+    await Promise.all(group.map((node) => node.close()));
+  });
+
   it('splits a tensor into near-equal contiguous shards', () => {
     assert.deepEqual(shardBounds(10, 3), [
       [0, 3],

@@ -18,6 +18,12 @@ export interface RingRound {
   codec: Codec;
   /** Longest wait for one frame from a live neighbour. */
   timeoutMs: number;
+  /**
+   * The largest L2 norm any partial or finished sum of a shard may have: the group's bound
+   * from the norms declared in the round's meta exchange. Anything larger, or not finite,
+   * did not come from honest contributions and is refused before it is added.
+   */
+  normBound?: number;
 }
 
 /** Contiguous, nearly equal pieces of `length` elements: [start, end) for each of `count` shards. */
@@ -68,7 +74,7 @@ export async function ringAllReduce(context: RingRound, tensor: string, values: 
       receive(context, left, FrameKind.reduce, tensor, incoming, shard(incoming).length),
     ]);
     const target = shard(incoming);
-    const addend = decodeFrom(context, left, frame, target.length);
+    const addend = checked(context, left, tensor, decodeFrom(context, left, frame, target.length));
     for (let i = 0; i < target.length; i++) target[i] += addend[i];
   }
 
@@ -83,7 +89,7 @@ export async function ringAllReduce(context: RingRound, tensor: string, values: 
       send(context, right, FrameKind.gather, tensor, [outgoing, shard(outgoing).length], payload),
       receive(context, left, FrameKind.gather, tensor, incoming, shard(incoming).length),
     ]);
-    shard(incoming).set(decodeFrom(context, left, frame, shard(incoming).length));
+    shard(incoming).set(checked(context, left, tensor, decodeFrom(context, left, frame, shard(incoming).length)));
     payload = frame.payload;
   }
   return sum;
@@ -131,6 +137,29 @@ async function receive(
     throw new ProtocolError(from, problem);
   }
   return frame;
+}
+
+/** `values` from `from`, once they are finite and within the round's norm bound. */
+function checked(context: RingRound, from: number, tensor: string, values: Float32Array): Float32Array {
+  let squares = 0;
+  for (let i = 0; i < values.length; i++) {
+    const value = values[i];
+    if (!Number.isFinite(value)) return refuse(context, from, `a non-finite value in ${tensor}`);
+    squares += value * value;
+  }
+  const bound = context.normBound ?? Number.POSITIVE_INFINITY;
+  if (Math.sqrt(squares) > bound)
+    return refuse(
+      context,
+      from,
+      `a ${tensor} shard of norm ${Math.sqrt(squares).toPrecision(3)}, over the round's bound ${bound.toPrecision(3)}`,
+    );
+  return values;
+}
+
+function refuse(context: RingRound, from: number, problem: string): never {
+  context.node.disconnect(from, problem);
+  throw new ProtocolError(from, problem);
 }
 
 function decodeFrom(context: RingRound, from: number, frame: Frame, elements: number): Float32Array {

@@ -148,6 +148,7 @@ export class ReplicaGroup {
       attempt,
       codec: this.settings.codec,
       timeoutMs: this.settings.frameTimeoutMs,
+      normBound: normBound(contributions, scales),
     };
     const sums: Float32Array[] = [];
     for (const bucket of request.buckets) {
@@ -236,6 +237,19 @@ export class ReplicaGroup {
         .map((rank) => this.node.send(rank, header, payload)),
     );
   }
+}
+
+/**
+ * How large any sum of the round's scaled Δ can honestly be: Σ scale·‖Δ‖ by the triangle
+ * inequality, doubled for quantisation and error-feedback residuals. It catches injected
+ * values far beyond what members declared; subtler poisoning is robust aggregation's job.
+ */
+function normBound(contributions: Contribution[], scales: Map<number, number>): number {
+  const declared = contributions.reduce((sum, c) => {
+    const scale = scales.get(c.rank) ?? 0;
+    return scale !== 0 && Number.isFinite(c.norm) ? sum + Math.abs(scale) * c.norm : sum;
+  }, 0);
+  return 2 * declared + 1e-6;
 }
 
 function parseContribution(rank: number, payload: Uint8Array, node: PeerNode): Contribution {
