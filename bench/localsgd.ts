@@ -5,11 +5,14 @@
  *                                     [--replicas 4] [--steps 128] [--batch 4] [--domain press]
  *   npx tsx bench/localsgd.ts stragglers [--replicas 4] [--steps 48] [--slowdown 3] [--H 8] [--every 2]
  *   npx tsx bench/localsgd.ts scaling [--replicas 2,4,8] [--preset tiny] [--rounds 6] [--codec int8+lz4]
+ *   npx tsx bench/localsgd.ts auth [--replicas 2,4,8] [--preset tiny] [--codec int8+lz4]
  *
  * `quality` runs every replica of a group in this process (the same peer and Local-SGD code,
  * over loopback) and scores the result on held-out text: it measures what the schedule and
  * the codec do to the model and to the bytes. `stragglers` and `scaling` run one process per
- * replica, because there wall-clock time is the point.
+ * replica, because there wall-clock time is the point. `auth` measures what the peer
+ * handshake and the frames' MAC cost a replica in CPU time: what a round pays for them,
+ * whatever else the machine is doing.
  */
 import { spawn } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
@@ -27,7 +30,20 @@ import {
   startLocalReplica,
 } from '@grove/localsgd';
 import { type ModelConfig, parameterShapes, presetConfig, selectBackend, TransformerLM } from '@grove/model';
-import { type Contribution, PeerNode, parseCodec, Rendezvous, ReplicaGroup } from '@grove/peer';
+import {
+  type Contribution,
+  decodeFrame,
+  encode,
+  encodeFrame,
+  FrameKind,
+  frameTag,
+  type PeerIdentity,
+  PeerNode,
+  parseCodec,
+  Rendezvous,
+  ReplicaGroup,
+  shardBounds,
+} from '@grove/peer';
 import { loadCheckpoint, saveCheckpoint } from '@grove/store';
 import { bitsPerByte, median, TRAINING_DEFAULTS, Trainer, type TrainingSettings } from '@grove/train';
 import { Redis } from 'ioredis';
@@ -276,6 +292,74 @@ async function scaling() {
   await redis.stop();
 }
 
+/** CPU milliseconds `work` takes, per call, over `times` calls. */
+async function cpuMs(times: number, work: () => unknown): Promise<number> {
+  const start = process.cpuUsage();
+  for (let i = 0; i < times; i++) await work();
+  const used = process.cpuUsage(start);
+  return (used.user + used.system) / 1000 / times;
+}
+
+async function auth() {
+  const listed = new Map<number, PeerIdentity>();
+  const directory = async (rank: number) => listed.get(rank);
+  const pairs = 20;
+  const handshake = await cpuMs(pairs, async () => {
+    const [a, b] = await Promise.all(
+      [0, 1].map((rank) => PeerNode.start({ run: 'bench', expert: 'auth', rank, directory })),
+    );
+    for (const node of [a, b]) listed.set(node.rank, node.identity);
+    await b.connect(a);
+    await Promise.all([a.close(), b.close()]);
+  });
+  // One round's frames as a replica of a ring of R sends and receives them, sealed and opened.
+  const shapes = [...parameterShapes(config).values()];
+  const codec = parseCodec(flags.codec as string);
+  const key = new Uint8Array(32).fill(7);
+  console.log(`# ${flags.preset}, codec ${flags.codec}; CPU ms per replica (2 cores shared with other work)`);
+  console.log(`handshake (both sides, two fresh nodes included): ${handshake.toFixed(2)} ms per link`);
+  console.log(
+    '| replicas | frames sent per round | MAC ms per round (seal + check) | all framing ms per round | handshakes per job |',
+  );
+  console.log('|---|---|---|---|---|');
+  for (const replicas of numbers((flags.replicas as string | undefined) ?? '2,4,8')) {
+    const frames = shapes.flatMap((shape) => {
+      const length = shape.reduce((a, b) => a * b, 1);
+      const [start, end] = shardBounds(length, replicas)[0];
+      const payload = encode(
+        new Float32Array(end - start).map(() => Math.random() - 0.5),
+        codec,
+      );
+      return Array.from({ length: 2 * (replicas - 1) }, () => payload);
+    });
+    const header = {
+      kind: FrameKind.reduce,
+      codec: 0,
+      run: 'bench',
+      expert: 'auth',
+      sender: 1,
+      epoch: 1,
+      round: 1,
+      attempt: 0,
+      tensor: 'layers.0',
+      shard: 0,
+      shards: replicas,
+      elements: 0,
+      sequence: 0,
+    };
+    const sealed = frames.map((payload) => encodeFrame(header, payload, key));
+    // The MAC alone, computed twice a frame (the sender seals, the receiver checks)...
+    const mac = await cpuMs(20, () => {
+      for (const bytes of sealed) for (let i = 0; i < 2; i++) frameTag(key, 0, bytes.subarray(0, bytes.length - 16));
+    });
+    // ...and all of framing for comparison: encode, decode with every check.
+    const framing = await cpuMs(20, () => {
+      for (const payload of frames) decodeFrame(encodeFrame(header, payload, key), payload.length, key);
+    });
+    console.log(`| ${replicas} | ${frames.length} | ${mac.toFixed(2)} | ${framing.toFixed(2)} | ${replicas - 1} |`);
+  }
+}
+
 /** A replica process for `stragglers` (training) or `scaling` (all-reduce only). */
 async function child() {
   const job = JSON.parse(flags.json as string);
@@ -354,9 +438,9 @@ async function child() {
   console.log(JSON.stringify({ seconds, bytes }));
 }
 
-const commands: Record<string, () => Promise<void>> = { quality, stragglers, scaling, child };
+const commands: Record<string, () => Promise<void>> = { quality, stragglers, scaling, auth, child };
 if (!command || !(command in commands)) {
-  console.error('usage: npx tsx bench/localsgd.ts quality|stragglers|scaling [flags] (see the top of this file)');
+  console.error('usage: npx tsx bench/localsgd.ts quality|stragglers|scaling|auth [flags] (see the top of this file)');
   process.exit(2);
 }
 await commands[command]();

@@ -129,6 +129,7 @@ export async function trainReplica(job: ReplicaJob, context: ReplicaContext): Pr
       settings: localSgdSettings(spec),
       budget: job.steps,
       plannedReplicas: job.replicas,
+      shapes,
       hooks: {
         coldStart: () => coldStart(output, groupCheckpoints, paths.seed),
         trainer: (params, dataSeed) =>

@@ -79,6 +79,7 @@ export async function startLocalReplica(options: LocalReplicaOptions): Promise<L
     settings: options.settings,
     budget: options.budget,
     plannedReplicas: options.plannedReplicas,
+    shapes: new Map([...options.start.params].map(([name, values]) => [name, [values.length]])),
     hooks: {
       coldStart: () => options.start,
       trainer: (params, dataSeed) => {

@@ -9,6 +9,7 @@ import { parseCodec } from './codec.js';
 import { type Contribution, ReplicaGroup } from './group.js';
 import { PeerNode } from './node.js';
 import { Rendezvous } from './rendezvous.js';
+import { fetchGroupState, type GroupState, serveGroupState } from './state.js';
 
 let redis: PrivateRedis;
 const closers: (() => Promise<void> | void)[] = [];
@@ -123,5 +124,66 @@ describe('replica group', () => {
       a.logs.some((line) => /no frame within 1000 ms/.test(line)),
       a.logs.join('\n'),
     );
+  });
+
+  it("refuses a holder's state that does not fit the model, is not finite or is not the group's progress", async () => {
+    const [holder, joiner] = await startReplicas(2);
+    const shapes = new Map([
+      ['w', [2, 3]],
+      ['b', [3]],
+    ]);
+    const good: GroupState = {
+      epoch: EPOCH,
+      round: 2,
+      steps: 10,
+      params: new Map([
+        ['w', new Float32Array(6).fill(0.5)],
+        ['b', new Float32Array(3)],
+      ]),
+      momentum: new Map([['w', new Float32Array(6)]]),
+      extra: {},
+    };
+    await holder.rendezvous.recordProgress({ epoch: EPOCH, round: 2, steps: 10, finished: false });
+    let served = good;
+    serveGroupState(holder.node, () => served);
+    const fetch = () =>
+      fetchGroupState(joiner.node, { rank: 0, url: holder.node.url }, 2_000, {
+        shapes,
+        maxSteps: 100,
+        progress: () => joiner.rendezvous.progress(),
+      });
+    const cases: [string, GroupState, RegExp][] = [
+      [
+        'NaN',
+        { ...good, params: new Map([...good.params, ['b', Float32Array.of(1, Number.NaN, 0)]]) },
+        /parameter b is not finite/,
+      ],
+      [
+        'junk tensor',
+        { ...good, params: new Map([...good.params, ['w', new Float32Array(1_000)]]) },
+        /state tensor param\/w is not one of the model's/,
+      ],
+      [
+        'unknown tensor',
+        { ...good, params: new Map([...good.params, ['x', new Float32Array(3)]]) },
+        /state tensor param\/x is not one of the model's/,
+      ],
+      ['missing tensor', { ...good, params: new Map([['w', new Float32Array(6)]]) }, /lacks parameter b/],
+      [
+        'NaN momentum',
+        { ...good, momentum: new Map([['w', new Float32Array(6).fill(Number.NaN)]]) },
+        /momentum w is not finite/,
+      ],
+      ['10¹² steps', { ...good, steps: 1e12 }, /claims 1000000000000 steps, over the 100 possible/],
+      ['another round', { ...good, round: 7 }, /at round 7 .* the rendezvous records round 2 with 10/],
+    ];
+    for (const [label, state, reason] of cases) {
+      served = state;
+      await assert.rejects(fetch(), reason, label);
+    }
+    served = good;
+    const copied = await fetch();
+    assert.deepEqual(copied.params, good.params);
+    assert.equal(copied.steps, 10);
   });
 });

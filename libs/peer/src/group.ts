@@ -6,10 +6,10 @@
  * never waits on a dead peer.
  */
 import { ProtocolError, ringAllReduce } from './allreduce.js';
-import { type Codec, codecId, decode, type ErrorFeedback, encode, parseCodec } from './codec.js';
+import { type Codec, codecId, decode, type ErrorFeedback, encode } from './codec.js';
 import { FrameKind } from './frame.js';
 import { PeerGoneError, RoundAbortedError } from './link.js';
-import type { PeerAddress, PeerNode } from './node.js';
+import type { PeerNode } from './node.js';
 import { type RateLimitedLog, rateLimitedLog } from './rate-limited-log.js';
 import type { Member, Rendezvous } from './rendezvous.js';
 
@@ -271,87 +271,4 @@ function parseContribution(rank: number, payload: Uint8Array, node: PeerNode): C
   }
   // JSON has no NaN: a non-finite norm arrives as null and is declared non-finite.
   return { ...(value as Contribution), norm: value.norm ?? Number.NaN };
-}
-
-export type NamedArrays = Map<string, Float32Array>;
-
-/** Everything a joiner needs to take part in the next round. */
-export interface GroupState {
-  epoch: number;
-  /** Rounds the group has completed; `params` is their result. */
-  round: number;
-  /** Inner steps contributed so far, summed over replicas. */
-  steps: number;
-  params: NamedArrays;
-  momentum: NamedArrays;
-  /** Small JSON state of the outer loop (penalty statistics, the round clock). */
-  extra: Record<string, unknown>;
-}
-
-const STATE_POSITION = { epoch: 0, round: 0, attempt: 0, shard: 0, shards: 1 };
-const FP32 = codecId(parseCodec('fp32'));
-
-/** Lets `node` answer late joiners with whatever `current` returns at the time they ask. */
-export function serveGroupState(node: PeerNode, current: () => GroupState | undefined): void {
-  node.stateProvider = () => {
-    const state = current();
-    if (!state) return undefined;
-    const tensors = [
-      ...[...state.params].map(([name, values]) => [`param/${name}`, values] as const),
-      ...[...state.momentum].map(([name, values]) => [`momentum/${name}`, values] as const),
-    ];
-    const { params: _params, momentum: _momentum, ...summary } = state;
-    const end = new TextEncoder().encode(JSON.stringify(summary));
-    return [
-      ...tensors.map(([tensor, values]) => ({
-        header: { ...STATE_POSITION, kind: FrameKind.state, codec: FP32, tensor, elements: values.length },
-        payload: new Uint8Array(values.buffer, values.byteOffset, values.byteLength),
-      })),
-      {
-        header: { ...STATE_POSITION, kind: FrameKind.stateEnd, codec: FP32, tensor: 'state', elements: 0 },
-        payload: end,
-      },
-    ];
-  };
-}
-
-/** Asks `peer` for the group's state and waits for all of it. */
-export async function fetchGroupState(node: PeerNode, peer: PeerAddress, timeoutMs: number): Promise<GroupState> {
-  await node.connect(peer, timeoutMs, true);
-  await node.send(
-    peer.rank,
-    { ...STATE_POSITION, kind: FrameKind.stateRequest, codec: FP32, tensor: 'state', elements: 0 },
-    new Uint8Array(0),
-  );
-  const params: NamedArrays = new Map();
-  const momentum: NamedArrays = new Map();
-  for (;;) {
-    const frame = await node.receive(peer.rank, { ...STATE_POSITION, kind: FrameKind.state }, timeoutMs);
-    const { header, payload } = frame;
-    if (header.kind === FrameKind.stateEnd) return { ...parseSummary(peer.rank, payload), params, momentum };
-    if (payload.byteLength !== header.elements * 4)
-      throw new ProtocolError(peer.rank, `state tensor ${header.tensor} has the wrong size`);
-    const values = new Float32Array(payload.slice().buffer);
-    const [section, ...rest] = header.tensor.split('/');
-    const name = rest.join('/');
-    if (section === 'param') params.set(name, values);
-    else if (section === 'momentum') momentum.set(name, values);
-    else throw new ProtocolError(peer.rank, `unknown state tensor ${header.tensor}`);
-  }
-}
-
-function parseSummary(rank: number, payload: Uint8Array): Omit<GroupState, 'params' | 'momentum'> {
-  let summary: Partial<GroupState> | undefined;
-  try {
-    summary = JSON.parse(new TextDecoder().decode(payload));
-  } catch {
-    summary = undefined;
-  }
-  const valid =
-    Number.isInteger(summary?.epoch) &&
-    Number.isInteger(summary?.round) &&
-    Number.isInteger(summary?.steps) &&
-    typeof summary?.extra === 'object';
-  if (!valid) throw new ProtocolError(rank, 'malformed state summary');
-  return summary as Omit<GroupState, 'params' | 'momentum'>;
 }

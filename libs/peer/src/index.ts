@@ -8,3 +8,4 @@ export * from './link.js';
 export * from './node.js';
 export * from './rate-limited-log.js';
 export * from './rendezvous.js';
+export * from './state.js';

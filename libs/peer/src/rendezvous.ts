@@ -20,6 +20,8 @@ export interface Member extends PeerAddress, PeerIdentity {
 }
 
 export interface GroupProgress {
+  /** The group incarnation the record is about: a cold start begins a new one. */
+  epoch: number;
   /** Rounds completed by the group. */
   round: number;
   /** Inner steps contributed so far, summed over replicas. */
@@ -144,18 +146,24 @@ export class Rendezvous {
   async progress(): Promise<GroupProgress> {
     const fields = await this.redis.hgetall(`${this.key}:progress`);
     return {
+      epoch: Number(fields.epoch ?? 0),
       round: Number(fields.round ?? 0),
       steps: Number(fields.steps ?? 0),
       finished: fields.finished === '1',
     };
   }
 
-  /** Records a finished round; rounds only move forward, whoever writes first. */
+  /**
+   * Records a finished round, or a cold start's starting point (a new epoch): within an
+   * epoch rounds only move forward, whoever writes first; a later epoch starts afresh.
+   */
   async recordProgress(progress: GroupProgress): Promise<void> {
     await this.redis.eval(
-      `local current = tonumber(redis.call('HGET', KEYS[1], 'round') or '-1')
-       if tonumber(ARGV[1]) > current or ARGV[3] == '1' then
-         redis.call('HSET', KEYS[1], 'round', ARGV[1], 'steps', ARGV[2], 'finished', ARGV[3])
+      `local epoch = tonumber(redis.call('HGET', KEYS[1], 'epoch') or '0')
+       local round = tonumber(redis.call('HGET', KEYS[1], 'round') or '-1')
+       local newEpoch = tonumber(ARGV[5])
+       if newEpoch > epoch or (newEpoch == epoch and tonumber(ARGV[1]) > round) or ARGV[3] == '1' then
+         redis.call('HSET', KEYS[1], 'epoch', ARGV[5], 'round', ARGV[1], 'steps', ARGV[2], 'finished', ARGV[3])
        end
        redis.call('EXPIRE', KEYS[1], ARGV[4])`,
       1,
@@ -164,6 +172,7 @@ export class Rendezvous {
       progress.steps,
       progress.finished ? '1' : '0',
       DAY_SECONDS * 7,
+      progress.epoch,
     );
   }
 
