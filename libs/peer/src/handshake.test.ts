@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { mkdtempSync } from 'node:fs';
+import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -26,7 +27,7 @@ const KEY = 'grove:test:handshake';
 const logs: string[] = [];
 
 /** A replica registered in the rendezvous under `rank`, with its own identity. */
-async function replica(rank: number) {
+async function replica(rank: number, refusalLogIntervalMs = 1) {
   const connection = new Redis(redis.url);
   const rendezvous = new Rendezvous(connection, KEY, rank, { ttlMs: 5_000 });
   const identity = createIdentity();
@@ -37,6 +38,7 @@ async function replica(rank: number) {
     identity,
     directory: (peer) => rendezvous.identityOf(peer),
     handshakeTimeoutMs: 500,
+    refusalLogIntervalMs,
     log: (message) => logs.push(`${rank}: ${message}`),
   });
   await rendezvous.register(node.url, node.identity);
@@ -132,5 +134,37 @@ describe('peer handshake', () => {
     await new Promise((resolve) => ws.once('close', resolve));
     assert.ok(Date.now() - started < 2_000, `closed after ${Date.now() - started} ms`);
     assert.ok(logs.some((line) => /20: refused .*not completed within 500 ms/.test(line)));
+  });
+
+  it('logs refused connections once per interval, and cuts off an address refused too often', async () => {
+    const a = await replica(30, 60_000);
+    const before = logs.length;
+    const statuses: (number | string)[] = [];
+    for (let i = 0; i < 100; i++) statuses.push(await claim(a.node, '1e3', createIdentity(), a.rendezvous));
+    // The first 20 get their 400; after that the address is cut off before its request is read.
+    assert.deepEqual(statuses.slice(0, 20), Array(20).fill(400));
+    assert.ok(
+      statuses.slice(20).every((status) => status === 0),
+      String(statuses.slice(20)),
+    );
+    const lines = logs.slice(before).filter((line) => line.startsWith('30: '));
+    assert.equal(lines.length, 1, lines.join('\n'));
+  });
+
+  it('destroys sockets that never upgrade', async () => {
+    const a = await replica(40);
+    const { port } = new URL(a.node.url as string);
+    const started = Date.now();
+    const closed = Array.from(
+      { length: 100 },
+      () =>
+        new Promise<number>((resolve) => {
+          const socket = connect(Number(port), '127.0.0.1');
+          socket.on('error', () => {});
+          socket.on('close', () => resolve(Date.now() - started));
+        }),
+    );
+    const times = await Promise.all(closed);
+    assert.ok(Math.max(...times) < 3_000, `the last silent socket closed after ${Math.max(...times)} ms`);
   });
 });

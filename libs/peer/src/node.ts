@@ -20,6 +20,8 @@ import {
   PeerLink,
   type RoundPosition,
 } from './link.js';
+import { type RateLimitedLog, rateLimitedLog } from './rate-limited-log.js';
+import { RefusalLimiter } from './refusals.js';
 
 export interface PeerNodeOptions {
   run: string;
@@ -38,8 +40,10 @@ export interface PeerNodeOptions {
   heartbeatMs?: number;
   deadAfterMs?: number;
   highWaterMark?: number;
-  /** Longest time a connection may take to complete the handshake before it is destroyed. */
+  /** Longest time a connection may take to complete its upgrade, then its handshake, before it is destroyed. */
   handshakeTimeoutMs?: number;
+  /** Refused connections are logged once per this interval, with a count of the others (default 60 s). */
+  refusalLogIntervalMs?: number;
   log?: (message: string) => void;
 }
 
@@ -81,6 +85,8 @@ export class PeerNode {
   private readonly arrivals = new Map<number, ((link: PeerLink) => void)[]>();
   private readonly retired: LinkStats = { bytesSent: 0, bytesReceived: 0, stateBytesSent: 0, framesRejected: 0 };
   private readonly linkOptions: LinkOptions;
+  private readonly refusals = new RefusalLimiter();
+  private readonly refusalLog: RateLimitedLog;
   private readonly maxPayload: number;
   private position?: Omit<RoundPosition, 'attempt'>;
 
@@ -107,6 +113,7 @@ export class PeerNode {
       currentPosition: () => this.position,
       log: options.log ?? (() => {}),
     };
+    this.refusalLog = rateLimitedLog(this.linkOptions.log, options.refusalLogIntervalMs);
   }
 
   static async start(options: PeerNodeOptions): Promise<PeerNode> {
@@ -127,6 +134,7 @@ export class PeerNode {
       wss,
       `ws://${host.includes(':') ? `[${host}]` : host}:${port}${PEER_PATH}`,
     );
+    server.on('connection', (socket: Socket) => node.gate(socket));
     server.on('upgrade', (request, socket, head) => node.upgrade(request, socket as Socket, head));
     return node;
   }
@@ -218,9 +226,34 @@ export class PeerNode {
     }
   };
 
+  /**
+   * Every accepted socket: one from an address refused too often is destroyed at once, and
+   * any socket has the handshake timeout to complete its upgrade (the handshake then has
+   * its own), so a silent connection does not hold a socket open.
+   */
+  private gate(socket: Socket): void {
+    const address = socket.remoteAddress ?? 'unknown';
+    if (this.refusals.blocked(address)) {
+      socket.destroy();
+      return;
+    }
+    const timeoutMs = this.options.handshakeTimeoutMs ?? PEER_DEFAULTS.handshakeTimeoutMs;
+    socket.setTimeout(timeoutMs, () => {
+      this.refuseFrom(address, `no upgrade within ${timeoutMs} ms`);
+      socket.destroy();
+    });
+  }
+
+  /** Counts a refusal against `address` and logs it, at most a line (and a summary) a minute. */
+  private refuseFrom(address: string, why: string): void {
+    this.refusals.refused(address);
+    this.refusalLog('refused peer connections', `refused a peer connection from ${address}: ${why}`);
+  }
+
   private upgrade(request: IncomingMessage, socket: Socket, head: Buffer): void {
+    const address = socket.remoteAddress ?? 'unknown';
     const refuse = (status: string, why: string) => {
-      this.linkOptions.log(`refused a peer connection from ${socket.remoteAddress}: ${why}`);
+      this.refuseFrom(address, why);
       socket.end(`HTTP/1.1 ${status}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
       socket.destroy();
     };
@@ -236,9 +269,8 @@ export class PeerNode {
       return;
     }
     this.wss?.handleUpgrade(request, socket, head, (ws) => {
-      this.authenticate(rank, ws).catch((error) =>
-        this.linkOptions.log(`refused a peer connection from ${socket.remoteAddress}: ${error.message}`),
-      );
+      socket.setTimeout(0); // Upgraded: the handshake's own timeout takes over.
+      this.authenticate(rank, ws).catch((error) => this.refuseFrom(address, error.message));
     });
   }
 
