@@ -5,7 +5,8 @@
  * session the rendezvous lists; an unauthenticated connection never replaces a link. One
  * node per replica process.
  */
-import { createServer, type IncomingMessage, type Server } from 'node:http';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer as createTlsServer } from 'node:https';
 import type { AddressInfo, Socket } from 'node:net';
 import WebSocket, { WebSocketServer } from 'ws';
 import { type Frame, type FrameHeader, FrameKind, MAX_FRAME_OVERHEAD } from './frame.js';
@@ -35,6 +36,12 @@ export interface PeerNodeOptions {
   listen?: { host: string; port?: number } | false;
   /** The host name peers should dial, when it differs from the listening interface. */
   advertiseHost?: string;
+  /**
+   * Mutual TLS (`wss://`): this replica's certificate and key, and the CA that must have
+   * signed every peer's. Without it links are plain `ws://`, authenticated by the handshake
+   * but not encrypted.
+   */
+  tls?: PeerTls;
   /** Largest frame payload accepted, in bytes. */
   maxPayload?: number;
   heartbeatMs?: number;
@@ -49,6 +56,12 @@ export interface PeerNodeOptions {
 
 /** A frame header as the round protocol writes it; the node and link fill in the rest. */
 export type PeerHeader = Omit<FrameHeader, 'run' | 'expert' | 'sender' | 'sequence'>;
+
+export interface PeerTls {
+  cert: string | Buffer;
+  key: string | Buffer;
+  ca: string | Buffer;
+}
 
 export interface PeerAddress {
   rank: number;
@@ -120,7 +133,13 @@ export class PeerNode {
     const listen = options.listen ?? { host: '127.0.0.1', port: 0 };
     if (listen === false) return new PeerNode(options, undefined, undefined, undefined);
     const maxPayload = (options.maxPayload ?? PEER_DEFAULTS.maxPayload) + MAX_FRAME_OVERHEAD;
-    const server = createServer((_request, response) => response.writeHead(426).end('WebSocket peers only\n'));
+    const answer = (_request: IncomingMessage, response: ServerResponse) =>
+      response.writeHead(426).end('WebSocket peers only\n');
+    const tls = options.tls;
+    const handshakeTimeout = options.handshakeTimeoutMs ?? PEER_DEFAULTS.handshakeTimeoutMs;
+    const server: Server = tls
+      ? createTlsServer({ ...tls, requestCert: true, rejectUnauthorized: true, handshakeTimeout }, answer)
+      : createServer(answer);
     const wss = new WebSocketServer({ noServer: true, perMessageDeflate: false, maxPayload });
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
@@ -132,9 +151,16 @@ export class PeerNode {
       options,
       server,
       wss,
-      `ws://${host.includes(':') ? `[${host}]` : host}:${port}${PEER_PATH}`,
+      `${tls ? 'wss' : 'ws'}://${host.includes(':') ? `[${host}]` : host}:${port}${PEER_PATH}`,
     );
-    server.on('connection', (socket: Socket) => node.gate(socket));
+    // Over TLS the upgrade clock starts once the TLS handshake is done (it has its own timeout).
+    server.on('connection', (socket: Socket) => node.gate(socket, !tls));
+    if (tls) {
+      server.on('secureConnection', (socket: Socket) => node.gate(socket, true));
+      server.on('tlsClientError', (error: Error, socket: Socket) =>
+        node.refuseFrom(socket.remoteAddress ?? 'unknown', `TLS: ${error.message}`),
+      );
+    }
     server.on('upgrade', (request, socket, head) => node.upgrade(request, socket as Socket, head));
     return node;
   }
@@ -231,12 +257,13 @@ export class PeerNode {
    * any socket has the handshake timeout to complete its upgrade (the handshake then has
    * its own), so a silent connection does not hold a socket open.
    */
-  private gate(socket: Socket): void {
+  gate(socket: Socket, timed: boolean): void {
     const address = socket.remoteAddress ?? 'unknown';
     if (this.refusals.blocked(address)) {
       socket.destroy();
       return;
     }
+    if (!timed) return;
     const timeoutMs = this.options.handshakeTimeoutMs ?? PEER_DEFAULTS.handshakeTimeoutMs;
     socket.setTimeout(timeoutMs, () => {
       this.refuseFrom(address, `no upgrade within ${timeoutMs} ms`);
@@ -245,7 +272,7 @@ export class PeerNode {
   }
 
   /** Counts a refusal against `address` and logs it, at most a line (and a summary) a minute. */
-  private refuseFrom(address: string, why: string): void {
+  refuseFrom(address: string, why: string): void {
     this.refusals.refused(address);
     this.refusalLog('refused peer connections', `refused a peer connection from ${address}: ${why}`);
   }
@@ -291,6 +318,7 @@ export class PeerNode {
     return new Promise((resolve, reject) => {
       const ws = new WebSocket(url, {
         headers: { 'x-grove-peer': String(this.rank) },
+        ...this.options.tls,
         perMessageDeflate: false,
         maxPayload: this.maxPayload + MAX_FRAME_OVERHEAD,
         handshakeTimeout: timeoutMs,
