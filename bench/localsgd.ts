@@ -5,6 +5,7 @@
  *                                     [--replicas 4] [--steps 128] [--batch 4] [--domain press]
  *   npx tsx bench/localsgd.ts stragglers [--replicas 4] [--steps 48] [--slowdown 3] [--H 8] [--every 2]
  *   npx tsx bench/localsgd.ts scaling [--replicas 2,4,8] [--preset tiny] [--rounds 6] [--codec int8+lz4]
+ *                                     [--aggregation mean|trimmed-mean|centered-clip]
  *   npx tsx bench/localsgd.ts auth [--replicas 2,4,8] [--preset tiny] [--codec int8+lz4]
  *
  * `quality` runs every replica of a group in this process (the same peer and Local-SGD code,
@@ -31,6 +32,7 @@ import {
 } from '@grove/localsgd';
 import { type ModelConfig, parameterShapes, presetConfig, selectBackend, TransformerLM } from '@grove/model';
 import {
+  type Aggregation,
   type Contribution,
   decodeFrame,
   encode,
@@ -68,6 +70,7 @@ const { positionals, values: flags } = parseArgs({
     preset: { type: 'string', default: 'tiny' },
     rounds: { type: 'string', default: '6' },
     codec: { type: 'string', default: 'int8+lz4' },
+    aggregation: { type: 'string', default: 'mean' },
     cases: { type: 'string' },
     redis: { type: 'string' },
     json: { type: 'string' },
@@ -273,7 +276,7 @@ async function scaling() {
     0,
   );
   console.log(
-    `# ${flags.preset} (${(parameters / 1e6).toFixed(2)} M parameters), codec ${flags.codec}, ${flags.rounds} rounds, one process per replica on this machine's loopback`,
+    `# ${flags.preset} (${(parameters / 1e6).toFixed(2)} M parameters), codec ${flags.codec}, aggregation ${flags.aggregation}, ${flags.rounds} rounds, one process per replica on this machine's loopback`,
   );
   console.log('| replicas | median s per round | MB sent per replica per round | × the fp32 model size |');
   console.log('|---|---|---|---|');
@@ -281,7 +284,15 @@ async function scaling() {
   for (const replicas of numbers((flags.replicas as string | undefined) ?? '2,4,8')) {
     const key = `bench:scaling:${process.pid}:${++counter}`;
     const results = (await spawnReplicas(
-      Array.from({ length: replicas }, (_, rank) => ({ role: 'reduce', redisUrl: redis.url, key, rank, replicas })),
+      Array.from({ length: replicas }, (_, rank) => ({
+        role: 'reduce',
+        redisUrl: redis.url,
+        key,
+        rank,
+        replicas,
+        codec: flags.codec,
+        aggregation: flags.aggregation,
+      })),
     )) as { seconds: number[]; bytes: number[] }[];
     const perRound = median(results.flatMap((r) => r.seconds.slice(1)));
     const bytes = median(results.flatMap((r) => r.bytes.slice(1)));
@@ -399,7 +410,8 @@ async function child() {
   await rendezvous.setActive(true, 1);
   while ((await rendezvous.liveMembers()).length < job.replicas) await new Promise((r) => setTimeout(r, 50));
   const group = new ReplicaGroup(node, rendezvous, {
-    codec: parseCodec(flags.codec as string),
+    codec: parseCodec(job.codec),
+    aggregation: job.aggregation as Aggregation,
     contributionTimeoutMs: 60_000,
     frameTimeoutMs: 60_000,
     maxAttempts: 1,

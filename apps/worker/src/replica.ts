@@ -132,6 +132,7 @@ export async function trainReplica(job: ReplicaJob, context: ReplicaContext): Pr
   });
   const group = new ReplicaGroup(node, rendezvous, {
     codec: parseCodec(spec.localSgd.codec),
+    aggregation: spec.localSgd.aggregation,
     // A ceiling: the wait is ten times this replica's compute time for the round, at least
     // 30 s, and ends as soon as the member's heartbeats stop.
     contributionTimeoutMs: 30 * 60_000,

@@ -12,6 +12,7 @@ import { PeerGoneError, RoundAbortedError } from './link.js';
 import type { PeerNode } from './node.js';
 import { type RateLimitedLog, rateLimitedLog } from './rate-limited-log.js';
 import type { Member, Rendezvous } from './rendezvous.js';
+import { type Aggregation, robustAllReduce } from './robust.js';
 
 /** What each replica declares about its pseudo-gradient before the exchange. */
 export interface Contribution {
@@ -36,6 +37,14 @@ export interface GroupSettings {
   /** Longest wait for one all-reduce frame from a live neighbour. */
   frameTimeoutMs: number;
   maxAttempts: number;
+  /**
+   * `mean` (the default): the weighted sum over the ring. `trimmed-mean` and `centered-clip`
+   * aggregate every member's Δ coordinate-wise at each shard's owner instead (robust.ts),
+   * for groups that do not trust each other; the penalty's weights then only say who counts.
+   */
+  aggregation?: Aggregation;
+  /** Fraction `trimmed-mean` drops at each end (default 0.25). */
+  trim?: number;
   /** Longest wait for a link to a roster member; a member that cannot be reached is left out. */
   connectTimeoutMs?: number;
   log: (message: string) => void;
@@ -72,6 +81,8 @@ export type RoundOutcome =
 
 export class ReplicaGroup {
   private readonly warn: RateLimitedLog;
+  /** The last round's aggregate per bucket, the centre `centered-clip` clips around. */
+  private readonly previous = new Map<string, Float32Array>();
 
   constructor(
     readonly node: PeerNode,
@@ -151,6 +162,23 @@ export class ReplicaGroup {
       normBound: normBound(contributions, scales),
     };
     const sums: Float32Array[] = [];
+    const aggregation = this.settings.aggregation ?? 'mean';
+    if (aggregation !== 'mean') {
+      const counted = new Set([...scales].filter(([, scale]) => scale > 0).map(([rank]) => rank));
+      for (const bucket of request.buckets) {
+        // A member left out sends zeros, never its (perhaps non-finite) Δ.
+        const values = own !== 0 ? bucket.values() : new Float32Array(bucket.length);
+        const robust = { ...context, roster, aggregation, counted, trim: this.settings.trim ?? 0.25 };
+        const result = await robustAllReduce(
+          { ...robust, previous: this.previous.get(bucket.name) },
+          bucket.name,
+          values,
+        );
+        sums.push(result);
+      }
+      for (const [i, bucket] of request.buckets.entries()) this.previous.set(bucket.name, sums[i]);
+      return { kind: 'reduced' as const, roster, contributions, scales, sums };
+    }
     for (const bucket of request.buckets) {
       // An excluded Δ contributes exact zeros (never 0 · NaN).
       let scaled: Float32Array = new Float32Array(bucket.length);

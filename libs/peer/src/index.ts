@@ -8,4 +8,5 @@ export * from './link.js';
 export * from './node.js';
 export * from './rate-limited-log.js';
 export * from './rendezvous.js';
+export * from './robust.js';
 export * from './state.js';
