@@ -186,4 +186,19 @@ describe('replica group', () => {
     assert.deepEqual(copied.params, good.params);
     assert.equal(copied.steps, 10);
   });
+
+  it('says when its rendezvous heartbeat fails, once per interval, instead of being evicted in silence', async () => {
+    const connection = new Redis(redis.url);
+    const logs: string[] = [];
+    const rendezvous = new Rendezvous(connection, 'grove:test:heartbeat', 0, {
+      heartbeatMs: 20,
+      log: (line) => logs.push(line),
+    });
+    await rendezvous.register(undefined, { session: 's', publicKey: 'k' });
+    connection.disconnect();
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    await rendezvous.leave().catch(() => {});
+    assert.equal(logs.length, 1, logs.join('\n'));
+    assert.match(logs[0], /rendezvous heartbeat failed \(evicted after 30000 ms of these\): Connection is closed/);
+  });
 });
