@@ -323,8 +323,12 @@ async function auth() {
     await b.connect(a);
     await Promise.all([a.close(), b.close()]);
   });
-  // One round's frames as a replica of a ring of R sends and receives them, sealed and opened.
-  const shapes = [...parameterShapes(config).values()];
+  // One round's frames as a replica of a ring of R sends them: 2·(R − 1) shards per bucket.
+  const lengths = bucketsOf(
+    new Map(
+      [...parameterShapes(config)].map(([name, shape]) => [name, new Float32Array(shape.reduce((a, b) => a * b, 1))]),
+    ),
+  ).map((bucket) => bucket.length);
   const codec = parseCodec(flags.codec as string);
   const key = new Uint8Array(32).fill(7);
   console.log(`# ${flags.preset}, codec ${flags.codec}; CPU ms per replica (2 cores shared with other work)`);
@@ -334,8 +338,7 @@ async function auth() {
   );
   console.log('|---|---|---|---|---|');
   for (const replicas of numbers((flags.replicas as string | undefined) ?? '2,4,8')) {
-    const frames = shapes.flatMap((shape) => {
-      const length = shape.reduce((a, b) => a * b, 1);
+    const frames = lengths.flatMap((length) => {
       const [start, end] = shardBounds(length, replicas)[0];
       const payload = encode(
         new Float32Array(end - start).map(() => Math.random() - 0.5),

@@ -103,7 +103,12 @@ export function handshake(ws: WebSocket, options: HandshakeOptions): Promise<Han
       ws.terminate();
       reject(new HandshakeError(peerRank, reason));
     };
-    const timer = setTimeout(() => fail(`not completed within ${options.timeoutMs} ms`), options.timeoutMs);
+    // A timer can fire before the I/O that arrived while a training step held the event loop:
+    // let that I/O through first (immediates run after the poll phase), then decide.
+    const timer = setTimeout(
+      () => setImmediate(() => fail(`not completed within ${options.timeoutMs} ms`)),
+      options.timeoutMs,
+    );
     timer.unref();
 
     const step = async (data: Buffer, isBinary: boolean) => {

@@ -265,10 +265,14 @@ export class PeerNode {
     }
     if (!timed) return;
     const timeoutMs = this.options.handshakeTimeoutMs ?? PEER_DEFAULTS.handshakeTimeoutMs;
-    socket.setTimeout(timeoutMs, () => {
-      this.refuseFrom(address, `no upgrade within ${timeoutMs} ms`);
-      socket.destroy();
-    });
+    socket.setTimeout(timeoutMs, () =>
+      // After the I/O a long training step may have held back: an upgrade waiting there clears the timeout.
+      setImmediate(() => {
+        if (socket.timeout === 0 || socket.destroyed) return;
+        this.refuseFrom(address, `no upgrade within ${timeoutMs} ms`);
+        socket.destroy();
+      }),
+    );
   }
 
   /** Counts a refusal against `address` and logs it, at most a line (and a summary) a minute. */
@@ -301,7 +305,7 @@ export class PeerNode {
     });
   }
 
-  private async authenticate(rank: number, ws: WebSocket): Promise<PeerLink> {
+  private async authenticate(rank: number, ws: WebSocket, timeoutMs?: number): Promise<PeerLink> {
     const done = await handshake(ws, {
       run: this.options.run,
       expert: this.options.expert,
@@ -309,7 +313,7 @@ export class PeerNode {
       identity: this.keys,
       peerRank: rank,
       directory: this.options.directory,
-      timeoutMs: this.options.handshakeTimeoutMs ?? PEER_DEFAULTS.handshakeTimeoutMs,
+      timeoutMs: timeoutMs ?? this.options.handshakeTimeoutMs ?? PEER_DEFAULTS.handshakeTimeoutMs,
     });
     return this.adopt(rank, ws, done);
   }
@@ -324,7 +328,8 @@ export class PeerNode {
         handshakeTimeout: timeoutMs,
       });
       ws.once('open', () =>
-        this.authenticate(rank, ws).then(resolve, (error) =>
+        // The dialer waits as long as it would for the connection itself: the peer may be mid-step.
+        this.authenticate(rank, ws, timeoutMs).then(resolve, (error) =>
           reject(error instanceof HandshakeError ? new PeerGoneError(rank, error.message) : error),
         ),
       );
