@@ -124,7 +124,10 @@ export class ReplicaGroup {
       )
         .slice()
         .sort((a, b) => a - b);
-      if (!roster.includes(this.node.rank)) return { kind: 'excluded', roster };
+      if (!roster.includes(this.node.rank)) {
+        this.node.leaveRound();
+        return { kind: 'excluded', roster };
+      }
       try {
         return { ...(await this.attempt(request, attempt, roster, members)), attempts: attempt + 1 };
       } catch (error) {

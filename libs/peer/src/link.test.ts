@@ -80,4 +80,17 @@ describe('peer link mailbox', () => {
     const frame = await b.receive(0, { epoch: 1, round: 5, attempt: 0, kind: FrameKind.reduce, shard: 3 }, 1_000);
     assert.equal(frame.header.shard, 3);
   });
+
+  it('refuses nothing for being ahead while its replica is out of the rounds, copying the state again', async () => {
+    const { a, b } = await pair();
+    b.enterRound({ epoch: 1, round: 4 }, 1024);
+    b.leaveRound();
+    const link = b.link(0);
+    await a.send(1, reduceHeader(9, 1, 2), new Uint8Array(8));
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    assert.ok(link?.alive);
+    b.enterRound({ epoch: 1, round: 9 }, 1024);
+    const frame = await b.receive(0, { epoch: 1, round: 9, attempt: 0, kind: FrameKind.reduce, shard: 1 }, 1_000);
+    assert.equal(frame.header.round, 9);
+  });
 });

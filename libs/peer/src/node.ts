@@ -206,6 +206,15 @@ export class PeerNode {
     this.linkOptions.maxQueuedBytes = Math.max(PEER_DEFAULTS.minQueuedBytes, 2 * roundBytes) + MAX_FRAME_OVERHEAD;
   }
 
+  /**
+   * Leaves the round protocol (this replica was left out and copies the group's state
+   * again): it cannot know which round the others are in until it rejoins, so no frame is
+   * refused for being ahead meanwhile; the byte budget still holds.
+   */
+  leaveRound(): void {
+    this.position = undefined;
+  }
+
   /** Bytes sent and received over every link this node has had. */
   stats(): LinkStats {
     const total = { ...this.retired };
