@@ -16,6 +16,7 @@
  * whatever else the machine is doing.
  */
 import { spawn } from 'node:child_process';
+import { createHmac, randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -311,6 +312,24 @@ async function cpuMs(times: number, work: () => unknown): Promise<number> {
   return (used.user + used.system) / 1000 / times;
 }
 
+/** MB/s of the two MAC candidates over frames of each size, a fresh object per frame as the link does. */
+function macCandidates(key: Uint8Array) {
+  console.log('| frame | HMAC-SHA256 MB/s | Poly1305 MB/s |');
+  console.log('|---|---|---|');
+  for (const size of [1024, 64 * 1024, 1024 * 1024, 8 * 1024 * 1024]) {
+    const frame = randomBytes(size);
+    const times = Math.max(5, Math.floor((64 * 1024 * 1024) / size));
+    const rate = (work: () => void) => {
+      const start = performance.now();
+      for (let i = 0; i < times; i++) work();
+      return (size * times) / ((performance.now() - start) * 1e3);
+    };
+    const hmac = rate(() => createHmac('sha256', key).update(frame).digest().subarray(0, 16));
+    const poly = rate(() => frameTag(key, 1, frame));
+    console.log(`| ${size / 1024} KiB | ${hmac.toFixed(0)} | ${poly.toFixed(0)} |`);
+  }
+}
+
 async function auth() {
   const listed = new Map<number, PeerIdentity>();
   const directory = async (rank: number) => listed.get(rank);
@@ -372,6 +391,7 @@ async function auth() {
     });
     console.log(`| ${replicas} | ${frames.length} | ${mac.toFixed(2)} | ${framing.toFixed(2)} | ${replicas - 1} |`);
   }
+  macCandidates(key);
 }
 
 /** A replica process for `stragglers` (training) or `scaling` (all-reduce only). */
