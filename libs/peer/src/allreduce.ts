@@ -63,7 +63,7 @@ export async function ringAllReduce(context: RingRound, tensor: string, values: 
     const outgoing = mod(me - step);
     const incoming = mod(me - step - 1);
     const [, frame] = await Promise.all([
-      send(
+      sendShard(
         context,
         right,
         FrameKind.reduce,
@@ -71,7 +71,7 @@ export async function ringAllReduce(context: RingRound, tensor: string, values: 
         [outgoing, shard(outgoing).length],
         encode(shard(outgoing), context.codec),
       ),
-      receive(context, left, FrameKind.reduce, tensor, incoming, shard(incoming).length),
+      receiveShard(context, left, FrameKind.reduce, tensor, incoming, shard(incoming).length),
     ]);
     const target = shard(incoming);
     const addend = checked(context, left, tensor, decodeFrom(context, left, frame, target.length));
@@ -86,8 +86,8 @@ export async function ringAllReduce(context: RingRound, tensor: string, values: 
     const outgoing = mod(me + 1 - step);
     const incoming = mod(me - step);
     const [, frame] = await Promise.all([
-      send(context, right, FrameKind.gather, tensor, [outgoing, shard(outgoing).length], payload),
-      receive(context, left, FrameKind.gather, tensor, incoming, shard(incoming).length),
+      sendShard(context, right, FrameKind.gather, tensor, [outgoing, shard(outgoing).length], payload),
+      receiveShard(context, left, FrameKind.gather, tensor, incoming, shard(incoming).length),
     ]);
     shard(incoming).set(checked(context, left, tensor, decodeFrom(context, left, frame, shard(incoming).length)));
     payload = frame.payload;
@@ -96,7 +96,7 @@ export async function ringAllReduce(context: RingRound, tensor: string, values: 
 }
 
 /** The element count travels in the header so a receiver can check it before decoding. */
-function send(
+export function sendShard(
   context: RingRound,
   to: number,
   kind: FrameKind,
@@ -110,7 +110,8 @@ function send(
   return context.node.send(to, header, payload);
 }
 
-async function receive(
+/** The next frame of `kind` from `from`, refused unless it fits the round. */
+export async function receiveShard(
   context: RingRound,
   from: number,
   kind: FrameKind,
@@ -140,7 +141,7 @@ async function receive(
 }
 
 /** `values` from `from`, once they are finite and within the round's norm bound. */
-function checked(context: RingRound, from: number, tensor: string, values: Float32Array): Float32Array {
+export function checked(context: RingRound, from: number, tensor: string, values: Float32Array): Float32Array {
   let squares = 0;
   for (let i = 0; i < values.length; i++) {
     const value = values[i];
@@ -162,7 +163,7 @@ function refuse(context: RingRound, from: number, problem: string): never {
   throw new ProtocolError(from, problem);
 }
 
-function decodeFrom(context: RingRound, from: number, frame: Frame, elements: number): Float32Array {
+export function decodeFrom(context: RingRound, from: number, frame: Frame, elements: number): Float32Array {
   try {
     return decode(frame.payload, context.codec, elements);
   } catch (error) {

@@ -171,7 +171,8 @@ export class ReplicaGroup {
       for (const bucket of request.buckets) {
         // A member left out sends zeros, never its (perhaps non-finite) Δ.
         const values = own !== 0 ? bucket.values() : new Float32Array(bucket.length);
-        const robust = { ...context, roster, aggregation, counted, trim: this.settings.trim ?? 0.25 };
+        // Outliers are the aggregation's to handle: no norm bound refuses a member's own Δ.
+        const robust = { ...context, normBound: undefined, aggregation, counted, trim: this.settings.trim ?? 0.25 };
         const result = await robustAllReduce(
           { ...robust, previous: this.previous.get(bucket.name) },
           bucket.name,

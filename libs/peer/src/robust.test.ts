@@ -25,7 +25,7 @@ async function aggregate(aggregation: Exclude<Aggregation, 'mean'>, previous?: F
       robustAllReduce(
         {
           node,
-          roster,
+          ring: roster,
           epoch: 1,
           round: 1,
           attempt: 0,

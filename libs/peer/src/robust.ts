@@ -6,22 +6,14 @@
  * then sends its finished shard, encoded once, to everyone. Each member sends (R−1)/R of the
  * payload in each phase, 2·(R−1)/R in all, as in the ring, and all end bit-identical.
  */
-import { ProtocolError, shardBounds } from './allreduce.js';
-import { type Codec, codecId, decode, encode } from './codec.js';
-import { type Frame, FrameKind } from './frame.js';
-import type { PeerNode } from './node.js';
+import { checked, decodeFrom, type RingRound, receiveShard, sendShard, shardBounds } from './allreduce.js';
+import { decode, encode } from './codec.js';
+import { FrameKind } from './frame.js';
 
 export type Aggregation = 'mean' | 'trimmed-mean' | 'centered-clip';
 
-export interface RobustRound {
-  node: PeerNode;
-  /** Ranks in ascending order; position j owns shard j. */
-  roster: number[];
-  epoch: number;
-  round: number;
-  attempt: number;
-  codec: Codec;
-  timeoutMs: number;
+/** `ring` is the roster in ascending order: position j owns shard j. */
+export interface RobustRound extends RingRound {
   aggregation: Exclude<Aggregation, 'mean'>;
   /** Members whose Δ counts this round (scale above 0); the others' shards are ignored. */
   counted: Set<number>;
@@ -33,7 +25,7 @@ export interface RobustRound {
 
 /** The robust aggregate of every member's `values` for `tensor`; the same on every member. */
 export async function robustAllReduce(context: RobustRound, tensor: string, values: Float32Array) {
-  const { node, roster } = context;
+  const { node, ring: roster } = context;
   const size = roster.length;
   const me = roster.indexOf(node.rank);
   if (me < 0) throw new Error(`Rank ${node.rank} is not in the roster ${roster.join(',')}.`);
@@ -48,18 +40,17 @@ export async function robustAllReduce(context: RobustRound, tensor: string, valu
     peers.map(async (rank) => {
       const owner = roster.indexOf(rank);
       const [, frame] = await Promise.all([
-        send(
+        sendShard(
           context,
           rank,
           FrameKind.reduce,
           tensor,
-          owner,
-          length(owner),
+          [owner, length(owner)],
           encode(slice(values, owner), context.codec),
         ),
-        receive(context, rank, FrameKind.reduce, tensor, me, length(me)),
+        receiveShard(context, rank, FrameKind.reduce, tensor, me, length(me)),
       ]);
-      mine.set(rank, decodeFinite(context, rank, tensor, frame, length(me)));
+      mine.set(rank, checked(context, rank, tensor, decodeFrom(context, rank, frame, length(me))));
     }),
   );
   const members = [...mine.keys()].filter((rank) => context.counted.has(rank)).sort((a, b) => a - b);
@@ -78,10 +69,10 @@ export async function robustAllReduce(context: RobustRound, tensor: string, valu
     peers.map(async (rank) => {
       const owner = roster.indexOf(rank);
       const [, frame] = await Promise.all([
-        send(context, rank, FrameKind.gather, tensor, me, length(me), payload),
-        receive(context, rank, FrameKind.gather, tensor, owner, length(owner)),
+        sendShard(context, rank, FrameKind.gather, tensor, [me, length(me)], payload),
+        receiveShard(context, rank, FrameKind.gather, tensor, owner, length(owner)),
       ]);
-      slice(result, owner).set(decodeFinite(context, rank, tensor, frame, length(owner)));
+      slice(result, owner).set(checked(context, rank, tensor, decodeFrom(context, rank, frame, length(owner))));
     }),
   );
   return result;
@@ -125,54 +116,4 @@ function aggregateShard(
     out[i] = centre[i] + sum / shards.length;
   }
   return out;
-}
-
-function send(
-  context: RobustRound,
-  to: number,
-  kind: FrameKind,
-  tensor: string,
-  shard: number,
-  elements: number,
-  payload: Uint8Array,
-) {
-  const { epoch, round, attempt, roster } = context;
-  const header = { kind, codec: codecId(context.codec), epoch, round, attempt, tensor, shard, shards: roster.length };
-  return context.node.send(to, { ...header, elements }, payload);
-}
-
-async function receive(
-  context: RobustRound,
-  from: number,
-  kind: FrameKind,
-  tensor: string,
-  shard: number,
-  elements: number,
-): Promise<Frame> {
-  const { epoch, round, attempt } = context;
-  const frame = await context.node.receive(from, { epoch, round, attempt, kind, tensor, shard }, context.timeoutMs);
-  const { header } = frame;
-  if (
-    header.shards !== context.roster.length ||
-    header.codec !== codecId(context.codec) ||
-    header.elements !== elements
-  )
-    refuse(context, from, `a ${tensor} frame that does not fit the round`);
-  return frame;
-}
-
-function decodeFinite(context: RobustRound, from: number, tensor: string, frame: Frame, elements: number) {
-  let values: Float32Array;
-  try {
-    values = decode(frame.payload, context.codec, elements);
-  } catch (error) {
-    return refuse(context, from, `undecodable payload (${error instanceof Error ? error.message : String(error)})`);
-  }
-  if (!values.every(Number.isFinite)) refuse(context, from, `a non-finite value in ${tensor}`);
-  return values;
-}
-
-function refuse(context: RobustRound, from: number, problem: string): never {
-  context.node.disconnect(from, problem);
-  throw new ProtocolError(from, problem);
 }
