@@ -5,13 +5,18 @@
  *                                     [--replicas 4] [--steps 128] [--batch 4] [--domain press]
  *   npx tsx bench/localsgd.ts stragglers [--replicas 4] [--steps 48] [--slowdown 3] [--H 8] [--every 2]
  *   npx tsx bench/localsgd.ts scaling [--replicas 2,4,8] [--preset tiny] [--rounds 6] [--codec int8+lz4]
+ *                                     [--aggregation mean|trimmed-mean|centered-clip]
+ *   npx tsx bench/localsgd.ts auth [--replicas 2,4,8] [--preset tiny] [--codec int8+lz4]
  *
  * `quality` runs every replica of a group in this process (the same peer and Local-SGD code,
  * over loopback) and scores the result on held-out text: it measures what the schedule and
  * the codec do to the model and to the bytes. `stragglers` and `scaling` run one process per
- * replica, because there wall-clock time is the point.
+ * replica, because there wall-clock time is the point. `auth` measures what the peer
+ * handshake and the frames' MAC cost a replica in CPU time: what a round pays for them,
+ * whatever else the machine is doing.
  */
 import { spawn } from 'node:child_process';
+import { createHmac, randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -27,7 +32,21 @@ import {
   startLocalReplica,
 } from '@grove/localsgd';
 import { type ModelConfig, parameterShapes, presetConfig, selectBackend, TransformerLM } from '@grove/model';
-import { type Contribution, PeerNode, parseCodec, Rendezvous, ReplicaGroup } from '@grove/peer';
+import {
+  type Aggregation,
+  type Contribution,
+  decodeFrame,
+  encode,
+  encodeFrame,
+  FrameKind,
+  frameTag,
+  type PeerIdentity,
+  PeerNode,
+  parseCodec,
+  Rendezvous,
+  ReplicaGroup,
+  shardBounds,
+} from '@grove/peer';
 import { loadCheckpoint, saveCheckpoint } from '@grove/store';
 import {
   bitsPerByte,
@@ -60,6 +79,7 @@ const { positionals, values: given } = parseArgs({
     preset: { type: 'string', default: 'tiny' },
     rounds: { type: 'string', default: '6' },
     codec: { type: 'string', default: 'int8+lz4' },
+    aggregation: { type: 'string', default: 'mean' },
     cases: { type: 'string' },
     redis: { type: 'string' },
     json: { type: 'string' },
@@ -267,7 +287,7 @@ async function scaling() {
     0,
   );
   console.log(
-    `# ${flags.preset} (${(parameters / 1e6).toFixed(2)} M parameters), codec ${flags.codec}, ${flags.rounds} rounds, one process per replica on this machine's loopback`,
+    `# ${flags.preset} (${(parameters / 1e6).toFixed(2)} M parameters), codec ${flags.codec}, aggregation ${flags.aggregation}, ${flags.rounds} rounds, one process per replica on this machine's loopback`,
   );
   console.log('| replicas | median s per round | MB sent per replica per round | × the fp32 model size |');
   console.log('|---|---|---|---|');
@@ -275,7 +295,15 @@ async function scaling() {
   for (const replicas of numbers(smokeBudget({ replicas: flags.replicas ?? '2,4,8' }).replicas)) {
     const key = `bench:scaling:${process.pid}:${++counter}`;
     const results = (await spawnReplicas(
-      Array.from({ length: replicas }, (_, rank) => ({ role: 'reduce', redisUrl: redis.url, key, rank, replicas })),
+      Array.from({ length: replicas }, (_, rank) => ({
+        role: 'reduce',
+        redisUrl: redis.url,
+        key,
+        rank,
+        replicas,
+        codec: flags.codec,
+        aggregation: flags.aggregation,
+      })),
     )) as { seconds: number[]; bytes: number[] }[];
     const perRound = median(results.flatMap((r) => r.seconds.slice(1)));
     const bytes = median(results.flatMap((r) => r.bytes.slice(1)));
@@ -284,6 +312,96 @@ async function scaling() {
     );
   }
   await redis.stop();
+}
+
+/** CPU milliseconds `work` takes, per call, over `times` calls. */
+async function cpuMs(times: number, work: () => unknown): Promise<number> {
+  const start = process.cpuUsage();
+  for (let i = 0; i < times; i++) await work();
+  const used = process.cpuUsage(start);
+  return (used.user + used.system) / 1000 / times;
+}
+
+/** MB/s of the two MAC candidates over frames of each size, a fresh object per frame as the link does. */
+function macCandidates(key: Uint8Array) {
+  console.log('| frame | HMAC-SHA256 MB/s | Poly1305 MB/s |');
+  console.log('|---|---|---|');
+  for (const size of [1024, 64 * 1024, 1024 * 1024, 8 * 1024 * 1024]) {
+    const frame = randomBytes(size);
+    const times = Math.max(5, Math.floor((64 * 1024 * 1024) / size));
+    const rate = (work: () => void) => {
+      const start = performance.now();
+      for (let i = 0; i < times; i++) work();
+      return (size * times) / ((performance.now() - start) * 1e3);
+    };
+    const hmac = rate(() => createHmac('sha256', key).update(frame).digest().subarray(0, 16));
+    const poly = rate(() => frameTag(key, 1, frame));
+    console.log(`| ${size / 1024} KiB | ${hmac.toFixed(0)} | ${poly.toFixed(0)} |`);
+  }
+}
+
+async function auth() {
+  const listed = new Map<number, PeerIdentity>();
+  const directory = async (rank: number) => listed.get(rank);
+  const pairs = 20;
+  const handshake = await cpuMs(pairs, async () => {
+    const [a, b] = await Promise.all(
+      [0, 1].map((rank) => PeerNode.start({ run: 'bench', expert: 'auth', rank, directory })),
+    );
+    for (const node of [a, b]) listed.set(node.rank, node.identity);
+    await b.connect(a);
+    await Promise.all([a.close(), b.close()]);
+  });
+  // One round's frames as a replica of a ring of R sends them: 2·(R − 1) shards per bucket.
+  const lengths = bucketsOf(
+    new Map(
+      [...parameterShapes(config)].map(([name, shape]) => [name, new Float32Array(shape.reduce((a, b) => a * b, 1))]),
+    ),
+  ).map((bucket) => bucket.length);
+  const codec = parseCodec(flags.codec as string);
+  const key = new Uint8Array(32).fill(7);
+  console.log(`# ${flags.preset}, codec ${flags.codec}; CPU ms per replica (2 cores shared with other work)`);
+  console.log(`handshake (both sides, two fresh nodes included): ${handshake.toFixed(2)} ms per link`);
+  console.log(
+    '| replicas | frames sent per round | MAC ms per round (seal + check) | all framing ms per round | handshakes per job |',
+  );
+  console.log('|---|---|---|---|---|');
+  for (const replicas of numbers((flags.replicas as string | undefined) ?? '2,4,8')) {
+    const frames = lengths.flatMap((length) => {
+      const [start, end] = shardBounds(length, replicas)[0];
+      const payload = encode(
+        new Float32Array(end - start).map(() => Math.random() - 0.5),
+        codec,
+      );
+      return Array.from({ length: 2 * (replicas - 1) }, () => payload);
+    });
+    const header = {
+      kind: FrameKind.reduce,
+      codec: 0,
+      run: 'bench',
+      expert: 'auth',
+      sender: 1,
+      epoch: 1,
+      round: 1,
+      attempt: 0,
+      tensor: 'layers.0',
+      shard: 0,
+      shards: replicas,
+      elements: 0,
+      sequence: 0,
+    };
+    const sealed = frames.map((payload) => encodeFrame(header, payload, key));
+    // The MAC alone, computed twice a frame (the sender seals, the receiver checks)...
+    const mac = await cpuMs(20, () => {
+      for (const bytes of sealed) for (let i = 0; i < 2; i++) frameTag(key, 0, bytes.subarray(0, bytes.length - 16));
+    });
+    // ...and all of framing for comparison: encode, decode with every check.
+    const framing = await cpuMs(20, () => {
+      for (const payload of frames) decodeFrame(encodeFrame(header, payload, key), payload.length, key);
+    });
+    console.log(`| ${replicas} | ${frames.length} | ${mac.toFixed(2)} | ${framing.toFixed(2)} | ${replicas - 1} |`);
+  }
+  macCandidates(key);
 }
 
 /** A replica process for `stragglers` (training) or `scaling` (all-reduce only). */
@@ -319,13 +437,14 @@ async function child() {
     run: 'bench',
     expert: job.key,
     rank: job.rank,
-    secret: await rendezvous.secret(),
+    directory: (rank) => rendezvous.identityOf(rank),
   });
-  await rendezvous.register(node.url);
+  await rendezvous.register(node.url, node.identity);
   await rendezvous.setActive(true, 1);
   while ((await rendezvous.liveMembers()).length < job.replicas) await new Promise((r) => setTimeout(r, 50));
   const group = new ReplicaGroup(node, rendezvous, {
-    codec: parseCodec(flags.codec as string),
+    codec: parseCodec(job.codec),
+    aggregation: job.aggregation as Aggregation,
     contributionTimeoutMs: 60_000,
     frameTimeoutMs: 60_000,
     maxAttempts: 1,
@@ -364,9 +483,9 @@ async function child() {
   console.log(JSON.stringify({ seconds, bytes }));
 }
 
-const commands: Record<string, () => Promise<void>> = { quality, stragglers, scaling, child };
+const commands: Record<string, () => Promise<void>> = { quality, stragglers, scaling, auth, child };
 if (!command || !(command in commands)) {
-  console.error('usage: npx tsx bench/localsgd.ts quality|stragglers|scaling [flags] (see the top of this file)');
+  console.error('usage: npx tsx bench/localsgd.ts quality|stragglers|scaling|auth [flags] (see the top of this file)');
   process.exit(2);
 }
 await commands[command]();

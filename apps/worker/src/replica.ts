@@ -4,7 +4,7 @@
  * The group's state is checkpointed after its rounds by the round's lowest rank, so if every
  * replica dies the first one back resumes the group from there.
  */
-import { existsSync, rmSync } from 'node:fs';
+import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { join, relative } from 'node:path';
 import { artifactPaths, connectRedis, modelConfigOf, type RunSpec, type TrainJobResult } from '@grove/jobs';
@@ -16,7 +16,7 @@ import {
   runReplica,
 } from '@grove/localsgd';
 import { type ModelConfig, parameterShapes } from '@grove/model';
-import { type GroupState, PeerNode, parseCodec, Rendezvous, ReplicaGroup } from '@grove/peer';
+import { type GroupState, PeerNode, type PeerTls, parseCodec, Rendezvous, ReplicaGroup } from '@grove/peer';
 import {
   type Checkpoint,
   latestCheckpointFolder,
@@ -63,6 +63,26 @@ function listenOptions() {
   return { host: process.env.GROVE_PEER_HOST ?? '127.0.0.1', port: Number(process.env.GROVE_PEER_PORT ?? 0) };
 }
 
+/**
+ * Mutual TLS for peer links, from PEM files: all three of GROVE_PEER_TLS_CERT, _KEY and _CA,
+ * or none (plain ws://, still authenticated by the handshake).
+ */
+function peerTls(): PeerTls | undefined {
+  const files = {
+    cert: process.env.GROVE_PEER_TLS_CERT,
+    key: process.env.GROVE_PEER_TLS_KEY,
+    ca: process.env.GROVE_PEER_TLS_CA,
+  };
+  const given = Object.values(files).filter(Boolean).length;
+  if (given === 0) return undefined;
+  if (given < 3) throw new Error('Set all of GROVE_PEER_TLS_CERT, GROVE_PEER_TLS_KEY and GROVE_PEER_TLS_CA, or none.');
+  return {
+    cert: readFileSync(files.cert as string),
+    key: readFileSync(files.key as string),
+    ca: readFileSync(files.ca as string),
+  };
+}
+
 /** The host peers dial: given, or this machine's name when listening on every interface. */
 function advertiseHost(): string | undefined {
   if (process.env.GROVE_PEER_ADVERTISE) return process.env.GROVE_PEER_ADVERTISE;
@@ -99,18 +119,22 @@ export async function trainReplica(job: ReplicaJob, context: ReplicaContext): Pr
   const log = (message: string) => console.error(`[${job.domain}#${job.replica}] ${message}`);
 
   const redis = connectRedis(context.redisUrl);
-  const rendezvous = new Rendezvous(redis, job.rendezvousKey, job.replica);
+  const rendezvous = new Rendezvous(redis, job.rendezvousKey, job.replica, { log });
   const node = await PeerNode.start({
     run: job.runId,
     expert: job.domain,
     rank: job.replica,
-    secret: await rendezvous.secret(),
+    directory: (rank) => rendezvous.identityOf(rank),
     listen: listenOptions(),
     advertiseHost: advertiseHost(),
+    tls: peerTls(),
     log,
   });
   const group = new ReplicaGroup(node, rendezvous, {
     codec: parseCodec(spec.localSgd.codec),
+    aggregation: spec.localSgd.aggregation,
+    // A ceiling: the wait is ten times this replica's compute time for the round, at least
+    // 30 s, and ends as soon as the member's heartbeats stop.
     contributionTimeoutMs: 30 * 60_000,
     frameTimeoutMs: 60_000,
     maxAttempts: 8,
@@ -127,6 +151,7 @@ export async function trainReplica(job: ReplicaJob, context: ReplicaContext): Pr
       settings: localSgdSettings(spec),
       budget: job.steps,
       plannedReplicas: job.replicas,
+      shapes,
       hooks: {
         coldStart: () => coldStart(output, groupCheckpoints, paths.seed),
         trainer: (params, dataSeed) =>

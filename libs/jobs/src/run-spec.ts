@@ -63,6 +63,12 @@ export const LocalSgdSpec = z
       .default('int8+lz4')
       .describe('How pseudo-gradients travel: fp32, fp16, int8 or int4, with optional +shuffle and +lz4'),
     errorFeedback: z.boolean().default(false).describe('Carry the quantisation residual into the next round'),
+    aggregation: z
+      .enum(['mean', 'trimmed-mean', 'centered-clip'])
+      .default('mean')
+      .describe(
+        'How replicas combine pseudo-gradients: the ring mean, or for replicas that do not trust each other a coordinate-wise trimmed mean or centred clipping',
+      ),
     weightBySteps: z
       .boolean()
       .default(true)
@@ -79,6 +85,7 @@ export const LOCAL_SGD_DEFAULTS: z.output<typeof LocalSgdSpec> = {
   outerMomentum: 0.9,
   codec: 'int8+lz4',
   errorFeedback: false,
+  aggregation: 'mean',
   weightBySteps: true,
   penalty: { anomaly: true, weighting: false, temperature: 1, clipNorm: 0 },
 };

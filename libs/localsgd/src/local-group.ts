@@ -51,7 +51,7 @@ export async function startLocalReplica(options: LocalReplicaOptions): Promise<L
     run: 'local',
     expert: options.key,
     rank: options.rank,
-    secret: await rendezvous.secret(),
+    directory: (rank) => rendezvous.identityOf(rank),
     // Replicas sharing one thread wait on each other's steps; only a closed socket means dead here.
     deadAfterMs: 120_000,
   });
@@ -79,6 +79,7 @@ export async function startLocalReplica(options: LocalReplicaOptions): Promise<L
     settings: options.settings,
     budget: options.budget,
     plannedReplicas: options.plannedReplicas,
+    shapes: new Map([...options.start.params].map(([name, values]) => [name, [values.length]])),
     hooks: {
       coldStart: () => options.start,
       trainer: (params, dataSeed) => {

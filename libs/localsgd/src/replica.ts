@@ -77,6 +77,8 @@ export interface ReplicaOptions {
   budget: number;
   /** Replicas the run asked for; sets the length of each replica's learning-rate schedule. */
   plannedReplicas: number;
+  /** The model's parameter shapes: a joiner refuses a state that does not match them. */
+  shapes: Map<string, number[]>;
   hooks: ReplicaHooks;
   /** How long a joiner waits for a peer's state. */
   joinTimeoutMs?: number;
@@ -100,7 +102,7 @@ export async function runReplica(options: ReplicaOptions): Promise<ReplicaOutcom
   const { node, rendezvous } = group;
   let state: GroupState | undefined;
   serveGroupState(node, () => state);
-  await rendezvous.register(node.url);
+  await rendezvous.register(node.url, node.identity);
   try {
     let trainer: Trainer | undefined;
     let outer = new OuterOptimizer(settings.outer);
@@ -189,6 +191,7 @@ export async function runReplica(options: ReplicaOptions): Promise<ReplicaOutcom
         epoch: start.epoch,
         round,
         contribution,
+        computeMs: computeSeconds * 1000,
         buckets: deltaBuckets,
         errorFeedback: feedback,
         scales: (contributions) => {
@@ -234,7 +237,7 @@ export async function runReplica(options: ReplicaOptions): Promise<ReplicaOutcom
       if (leader) {
         hooks.saveGroupState(next);
         if (finished) hooks.saveFinal(next);
-        await rendezvous.recordProgress({ round, steps: next.steps, finished });
+        await rendezvous.recordProgress({ epoch: start.epoch, round, steps: next.steps, finished });
       }
       const after = node.stats();
       // Round traffic only: state copied to a joiner meanwhile is not part of the all-reduce.
@@ -291,7 +294,12 @@ async function join(
       try {
         // Counted in from the next roster on, though the state is still on its way.
         await rendezvous.setActive(true, peer.epoch, false);
-        const state = await fetchGroupState(node, peer, options.joinTimeoutMs ?? 60_000);
+        const state = await fetchGroupState(node, peer, options.joinTimeoutMs ?? 60_000, {
+          shapes: options.shapes,
+          // The last round may overshoot the budget by less than a step per replica.
+          maxSteps: options.budget + options.plannedReplicas,
+          progress: () => rendezvous.progress(),
+        });
         // A holder a moment behind the round that left this replica out: ask again.
         if (state.round < after) {
           await new Promise((resolve) => setTimeout(resolve, 50));
@@ -312,6 +320,8 @@ async function join(
           // Someone may have started the group between the look and the claim: join them instead.
           if ((await rendezvous.liveMembers()).some((m) => m.active && m.rank !== node.rank)) continue;
           const state = { ...hooks.coldStart(), epoch };
+          // Joiners check the state they copy against this record.
+          await rendezvous.recordProgress({ epoch, round: state.round, steps: state.steps, finished: false });
           await rendezvous.setActive(true, epoch);
           hooks.log(`started the group (epoch ${epoch}) at round ${state.round}`);
           return { ...state, coldStart: true };

@@ -1,26 +1,21 @@
 import assert from 'node:assert/strict';
 import { after, describe, it } from 'node:test';
-import WebSocket from 'ws';
+import type WebSocket from 'ws';
 import { ringAllReduce, shardBounds } from './allreduce.js';
 import { parseCodec } from './codec.js';
-import { encodeFrame, FrameKind } from './frame.js';
-import { PeerNode } from './node.js';
+import { FrameKind } from './frame.js';
+import type { PeerLink } from './link.js';
+import type { PeerNode, PeerNodeOptions } from './node.js';
+import { sealedAs, startNodes } from './test-nodes.js';
 
-const SECRET = 'test-secret';
 const nodes: PeerNode[] = [];
 after(async () => {
   await Promise.all(nodes.map((node) => node.close()));
 });
 
-async function startGroup(size: number, options: Partial<Parameters<typeof PeerNode.start>[0]> = {}) {
-  const group = await Promise.all(
-    Array.from({ length: size }, (_, rank) =>
-      PeerNode.start({ run: 'run-1', expert: 'press', rank, secret: SECRET, ...options }),
-    ),
-  );
+async function startGroup(size: number, options: Partial<PeerNodeOptions> = {}) {
+  const group = await startNodes(size, options);
   nodes.push(...group);
-  // Every pair linked, each link opened once by the rule in `connect`.
-  await Promise.all(group.flatMap((node) => group.filter((peer) => peer !== node).map((peer) => node.connect(peer))));
   return group;
 }
 
@@ -42,7 +37,7 @@ describe('ring all-reduce', () => {
       const codec = parseCodec('fp32');
       const sums = await Promise.all(
         group.map((node, i) =>
-          ringAllReduce({ node, ring, round: 1, attempt: 0, codec, timeoutMs: 5_000 }, 'layers.0', inputs[i]),
+          ringAllReduce({ node, ring, epoch: 1, round: 1, attempt: 0, codec, timeoutMs: 5_000 }, 'layers.0', inputs[i]),
         ),
       );
       // The ring adds in its own order; compare with the exact sum within float32 rounding.
@@ -70,7 +65,7 @@ describe('ring all-reduce', () => {
     const codec = parseCodec('int8+lz4');
     const sums = await Promise.all(
       group.map((node, i) =>
-        ringAllReduce({ node, ring, round: 4, attempt: 0, codec, timeoutMs: 5_000 }, 'layers.1', inputs[i]),
+        ringAllReduce({ node, ring, epoch: 1, round: 4, attempt: 0, codec, timeoutMs: 5_000 }, 'layers.1', inputs[i]),
       ),
     );
     assert.deepEqual(sums[1], sums[0]);
@@ -79,6 +74,45 @@ describe('ring all-reduce', () => {
       const exact = inputs[0][j] + inputs[1][j] + inputs[2][j];
       assert.ok(Math.abs(sums[0][j] - exact) < 0.05, `element ${j}`);
     }
+    await Promise.all(group.map((node) => node.close()));
+  });
+
+  it("refuses a neighbour's non-finite values before adding them, so no honest sum holds NaN", async () => {
+    const group = await startGroup(3);
+    const ring = group.map((node) => node.rank);
+    const codec = parseCodec('int8');
+    const inputs = group.map((_, rank) => randomValues(256, rank + 3));
+    inputs[2][7] = Number.NaN; // int8: its block of 128 decodes to NaN everywhere
+    const results = await Promise.allSettled(
+      group.map((node, i) =>
+        ringAllReduce({ node, ring, epoch: 1, round: 1, attempt: 0, codec, timeoutMs: 2_000 }, 'layers.0', inputs[i]),
+      ),
+    );
+    for (const [rank, result] of results.entries()) {
+      if (rank === 2) continue;
+      if (result.status === 'fulfilled') assert.ok(result.value.every(Number.isFinite), `rank ${rank} summed NaN`);
+    }
+    assert.ok(
+      results.some((r) => r.status === 'rejected' && /non-finite value in layers.0/.test(String(r.reason))),
+      results.map((r) => (r.status === 'rejected' ? String(r.reason) : 'ok')).join('\n'),
+    );
+    await Promise.all(group.map((node) => node.close()));
+  });
+
+  it('refuses a shard whose norm is beyond what the members declared', async () => {
+    const group = await startGroup(2);
+    const ring = group.map((node) => node.rank);
+    const codec = parseCodec('fp32');
+    const honest = new Float32Array(64).fill(0.01);
+    const inflated = new Float32Array(64).fill(1_000);
+    const context = (node: PeerNode) => ({ node, ring, epoch: 1, round: 1, attempt: 0, codec, timeoutMs: 2_000 });
+    const [a, b] = await Promise.allSettled([
+      ringAllReduce({ ...context(group[0]), normBound: 1 }, 'layers.0', honest),
+      ringAllReduce({ ...context(group[1]), normBound: 1 }, 'layers.0', inflated),
+    ]);
+    assert.equal(a.status, 'rejected');
+    assert.match(String((a as PromiseRejectedResult).reason), /norm .* over the round's bound/);
+    assert.equal(b.status, 'rejected');
     await Promise.all(group.map((node) => node.close()));
   });
 
@@ -98,34 +132,17 @@ describe('ring all-reduce', () => {
 });
 
 describe('peer links', () => {
-  it('refuses a peer with the wrong secret with 401', async () => {
-    const [node] = await startGroup(1);
-    const status = await new Promise<number>((resolve, reject) => {
-      const ws = new WebSocket(node.url as string, { headers: { authorization: 'Bearer wrong', 'x-grove-peer': '5' } });
-      ws.on('unexpected-response', (_request, response) => resolve(response.statusCode ?? 0));
-      ws.on('open', () => reject(new Error('an unauthenticated peer was let in')));
-      ws.on('error', () => {});
-    });
-    assert.equal(status, 401);
-    await assert.rejects(
-      PeerNode.start({ run: 'run-1', expert: 'press', rank: 9, secret: 'wrong' }).then(async (intruder) => {
-        nodes.push(intruder);
-        return intruder.connect({ rank: node.rank, url: node.url });
-      }),
-      /refused the connection with HTTP 401/,
-    );
-    await node.close();
-  });
-
   it('rejects and logs corrupt, foreign and out-of-place frames, and never delivers them', async () => {
     const logs: string[] = [];
     const [a, b] = await startGroup(2, { log: (message) => logs.push(message) });
-    const expect = { round: 2, attempt: 0, kind: FrameKind.reduce, tensor: 'layers.0', shard: 0 } as const;
+    const expect = { epoch: 1, round: 2, attempt: 0, kind: FrameKind.reduce, tensor: 'layers.0', shard: 0 } as const;
     const header = {
       kind: FrameKind.reduce,
       codec: 0,
       run: 'run-1',
       expert: 'press',
+      sender: 0,
+      epoch: 1,
       round: 2,
       attempt: 0,
       tensor: 'layers.0',
@@ -133,21 +150,24 @@ describe('peer links', () => {
       shards: 2,
       elements: 2,
     };
-    const good = encodeFrame(header, new Uint8Array(8));
-    const corrupt = good.slice();
-    corrupt[corrupt.length - 6] ^= 0xff; // a payload byte: the checksum no longer matches
-
-    const cases: [string, Uint8Array][] = [
+    const corrupt = (link: PeerLink) => {
+      const bytes = sealedAs(link, header, new Uint8Array(8));
+      bytes[bytes.length - 18] ^= 0xff; // a payload byte: the MAC no longer matches
+      return bytes;
+    };
+    const cases: [string, (link: PeerLink) => Uint8Array][] = [
       ['flipped payload byte', corrupt],
-      ['truncated', good.slice(0, 20)],
-      ['another run', encodeFrame({ ...header, run: 'run-2' }, new Uint8Array(8))],
-      ['unexpected shard', encodeFrame({ ...header, shard: 1 }, new Uint8Array(8))],
+      ['truncated', (link) => sealedAs(link, header, new Uint8Array(8)).slice(0, 20)],
+      ['another run', (link) => sealedAs(link, { ...header, run: 'run-2' }, new Uint8Array(8))],
+      ['unexpected shard', (link) => sealedAs(link, { ...header, shard: 1 }, new Uint8Array(8))],
+      ['another sender', (link) => sealedAs(link, { ...header, sender: 2 }, new Uint8Array(8))],
     ];
-    for (const [label, bytes] of cases) {
+    for (const [label, bytesFor] of cases) {
       const link = b.link(a.rank) ?? (await b.connect(a));
       const waiting = b.receive(a.rank, expect, 2_000);
       // Send raw bytes, bypassing the sender's own checks.
-      (a.link(b.rank) as unknown as { socket: WebSocket }).socket.send(bytes);
+      const sender = a.link(b.rank) as PeerLink;
+      (sender as unknown as { socket: WebSocket }).socket.send(bytesFor(sender));
       await assert.rejects(waiting, /gone|bad frame/i, label);
       assert.equal(link.alive, false, `${label}: the link stays open`);
       // Reconnect for the next case.
@@ -157,31 +177,56 @@ describe('peer links', () => {
     await Promise.all([a.close(), b.close()]);
   });
 
-  it('notices a dead peer within seconds', async () => {
-    const a = await PeerNode.start({
-      run: 'run-1',
-      expert: 'press',
-      rank: 0,
-      secret: SECRET,
-      heartbeatMs: 100,
-      deadAfterMs: 500,
-    });
-    nodes.push(a);
-    // A peer that connects and then freezes without closing its socket (a hung host).
-    const frozen = new WebSocket(a.url as string, {
-      headers: { authorization: `Bearer ${SECRET}`, 'x-grove-peer': '1' },
-    });
-    await new Promise((resolve) => frozen.once('open', resolve));
-    (frozen as unknown as { _socket: { pause(): void } })._socket.pause();
-    const link = await a.connect({ rank: 1 });
+  it('declares a peer dead when its heartbeats stop, though its socket still answers pings', async () => {
+    const [a, b] = await startGroup(2, { heartbeatMs: 100, deadAfterMs: 500 });
+    const link = a.link(b.rank) as PeerLink;
+    // A hung replica: its process and WebSocket library are alive (pings get pongs), its own code is not.
+    clearInterval((b.link(a.rank) as unknown as { heartbeat: NodeJS.Timeout }).heartbeat);
     const started = Date.now();
     await assert.rejects(
-      a.receive(1, { round: 1, attempt: 0, kind: FrameKind.meta }, 60_000),
+      a.receive(b.rank, { epoch: 1, round: 1, attempt: 0, kind: FrameKind.meta }, 60_000),
       /silent for more than 500 ms/,
     );
     assert.ok(Date.now() - started < 3_000);
     assert.equal(link.alive, false);
-    frozen.terminate();
-    await a.close();
+    await Promise.all([a.close(), b.close()]);
+  });
+
+  it('refuses a frame replayed on its link, or relayed from another rank', async () => {
+    const logs: string[] = [];
+    const [a, b, c] = await startGroup(3, { log: (message) => logs.push(message) });
+    const captured: Uint8Array[] = [];
+    const socketOf = (link: PeerLink | undefined) => (link as unknown as { socket: WebSocket }).socket;
+    const wire = socketOf(a.link(c.rank));
+    const send = wire.send.bind(wire);
+    wire.send = ((data: Uint8Array, ...rest: unknown[]) => {
+      captured.push(Uint8Array.from(data));
+      return (send as (...args: unknown[]) => void)(data, ...rest);
+    }) as typeof wire.send;
+    const position = { epoch: 1, round: 3, attempt: 0, kind: FrameKind.meta } as const;
+    const header = { ...position, codec: 0, tensor: 'meta', shard: 0, shards: 1, elements: 0 };
+    await a.send(c.rank, header, new Uint8Array([1, 2, 3]));
+    assert.deepEqual((await c.receive(a.rank, position, 2_000)).payload, new Uint8Array([1, 2, 3]));
+    const frame = captured.find((bytes) => bytes[5] === FrameKind.meta) as Uint8Array;
+
+    // The same bytes from b: another link, another key.
+    const relayed = c.link(b.rank) as PeerLink;
+    socketOf(b.link(c.rank)).send(frame);
+    await assert.rejects(c.receive(b.rank, position, 2_000), /gone/);
+    assert.equal(relayed.alive, false);
+    // The same bytes again from a: the sequence number has moved on.
+    const replayed = c.link(a.rank) as PeerLink;
+    send(frame);
+    await assert.rejects(c.receive(a.rank, { ...position, round: 4 }, 2_000), /gone/);
+    assert.equal(replayed.alive, false);
+    assert.ok(
+      logs.some((line) => /peer 1: Bad frame \(mac\)/.test(line)),
+      logs.join('\n'),
+    );
+    assert.ok(
+      logs.some((line) => /peer 0: sequence number \d+, expected \d+/.test(line)),
+      logs.join('\n'),
+    );
+    await Promise.all([a.close(), b.close(), c.close()]);
   });
 });

@@ -12,11 +12,18 @@ export interface RingRound {
   node: PeerNode;
   /** Ranks in ring order; this node's rank must be among them. */
   ring: number[];
+  epoch: number;
   round: number;
   attempt: number;
   codec: Codec;
   /** Longest wait for one frame from a live neighbour. */
   timeoutMs: number;
+  /**
+   * The largest L2 norm any partial or finished sum of a shard may have: the group's bound
+   * from the norms declared in the round's meta exchange. Anything larger, or not finite,
+   * did not come from honest contributions and is refused before it is added.
+   */
+  normBound?: number;
 }
 
 /** Contiguous, nearly equal pieces of `length` elements: [start, end) for each of `count` shards. */
@@ -56,7 +63,7 @@ export async function ringAllReduce(context: RingRound, tensor: string, values: 
     const outgoing = mod(me - step);
     const incoming = mod(me - step - 1);
     const [, frame] = await Promise.all([
-      send(
+      sendShard(
         context,
         right,
         FrameKind.reduce,
@@ -64,10 +71,10 @@ export async function ringAllReduce(context: RingRound, tensor: string, values: 
         [outgoing, shard(outgoing).length],
         encode(shard(outgoing), context.codec),
       ),
-      receive(context, left, FrameKind.reduce, tensor, incoming, shard(incoming).length),
+      receiveShard(context, left, FrameKind.reduce, tensor, incoming, shard(incoming).length),
     ]);
     const target = shard(incoming);
-    const addend = decodeFrom(context, left, frame, target.length);
+    const addend = checked(context, left, tensor, decodeFrom(context, left, frame, target.length));
     for (let i = 0; i < target.length; i++) target[i] += addend[i];
   }
 
@@ -79,17 +86,17 @@ export async function ringAllReduce(context: RingRound, tensor: string, values: 
     const outgoing = mod(me + 1 - step);
     const incoming = mod(me - step);
     const [, frame] = await Promise.all([
-      send(context, right, FrameKind.gather, tensor, [outgoing, shard(outgoing).length], payload),
-      receive(context, left, FrameKind.gather, tensor, incoming, shard(incoming).length),
+      sendShard(context, right, FrameKind.gather, tensor, [outgoing, shard(outgoing).length], payload),
+      receiveShard(context, left, FrameKind.gather, tensor, incoming, shard(incoming).length),
     ]);
-    shard(incoming).set(decodeFrom(context, left, frame, shard(incoming).length));
+    shard(incoming).set(checked(context, left, tensor, decodeFrom(context, left, frame, shard(incoming).length)));
     payload = frame.payload;
   }
   return sum;
 }
 
 /** The element count travels in the header so a receiver can check it before decoding. */
-function send(
+export function sendShard(
   context: RingRound,
   to: number,
   kind: FrameKind,
@@ -97,12 +104,14 @@ function send(
   [shard, elements]: [number, number],
   payload: Uint8Array,
 ) {
-  const { round, attempt, ring } = context;
-  const header = { kind, codec: codecId(context.codec), round, attempt, tensor, shard, shards: ring.length, elements };
+  const { epoch, round, attempt, ring } = context;
+  const codec = codecId(context.codec);
+  const header = { kind, codec, epoch, round, attempt, tensor, shard, shards: ring.length, elements };
   return context.node.send(to, header, payload);
 }
 
-async function receive(
+/** The next frame of `kind` from `from`, refused unless it fits the round. */
+export async function receiveShard(
   context: RingRound,
   from: number,
   kind: FrameKind,
@@ -112,7 +121,7 @@ async function receive(
 ): Promise<Frame> {
   const frame = await context.node.receive(
     from,
-    { round: context.round, attempt: context.attempt, kind, tensor, shard },
+    { epoch: context.epoch, round: context.round, attempt: context.attempt, kind, tensor, shard },
     context.timeoutMs,
   );
   const { header } = frame;
@@ -131,7 +140,30 @@ async function receive(
   return frame;
 }
 
-function decodeFrom(context: RingRound, from: number, frame: Frame, elements: number): Float32Array {
+/** `values` from `from`, once they are finite and within the round's norm bound. */
+export function checked(context: RingRound, from: number, tensor: string, values: Float32Array): Float32Array {
+  let squares = 0;
+  for (let i = 0; i < values.length; i++) {
+    const value = values[i];
+    if (!Number.isFinite(value)) return refuse(context, from, `a non-finite value in ${tensor}`);
+    squares += value * value;
+  }
+  const bound = context.normBound ?? Number.POSITIVE_INFINITY;
+  if (Math.sqrt(squares) > bound)
+    return refuse(
+      context,
+      from,
+      `a ${tensor} shard of norm ${Math.sqrt(squares).toPrecision(3)}, over the round's bound ${bound.toPrecision(3)}`,
+    );
+  return values;
+}
+
+function refuse(context: RingRound, from: number, problem: string): never {
+  context.node.disconnect(from, problem);
+  throw new ProtocolError(from, problem);
+}
+
+export function decodeFrom(context: RingRound, from: number, frame: Frame, elements: number): Float32Array {
   try {
     return decode(frame.payload, context.codec, elements);
   } catch (error) {

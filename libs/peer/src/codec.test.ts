@@ -4,13 +4,11 @@ import { describe, it } from 'node:test';
 import {
   type Codec,
   CorruptPayloadError,
-  codecFromId,
   codecId,
   codecName,
   decode,
   ErrorFeedback,
   encode,
-  maxAbsError,
   parseCodec,
 } from './codec.js';
 
@@ -27,6 +25,30 @@ function gradientLike(length: number, seed: number, scale = 1e-3): Float32Array 
   );
 }
 
+/** The largest error `codec` may make on any of `values`: Infinity where a value is non-finite (or overflows fp16). */
+function maxAbsError(values: Float32Array, codec: Codec): number {
+  if (codec.quantizer === 'fp32') return 0;
+  if (codec.quantizer === 'fp16') {
+    let absmax = 0;
+    for (let i = 0; i < values.length; i++) absmax = Math.max(absmax, Math.abs(values[i]));
+    // Half an ulp at 11 significant bits, and half the subnormal spacing 2⁻²⁴ near zero.
+    return absmax < 65_520 ? absmax * 2 ** -11 + 2 ** -25 : Number.POSITIVE_INFINITY;
+  }
+  const levels = codec.quantizer === 'int8' ? 127 : 7;
+  let bound = 0;
+  for (let start = 0; start < values.length; start += codec.blockSize) {
+    let absmax = 0;
+    for (let i = start; i < Math.min(values.length, start + codec.blockSize); i++) {
+      absmax = Math.max(absmax, Math.abs(values[i]));
+    }
+    if (!(absmax < Number.POSITIVE_INFINITY)) return Number.POSITIVE_INFINITY;
+    // Half a quantisation step, plus float32 rounding of the scale and of the product, plus
+    // the floor where the scale is subnormal or underflows to 0.
+    bound = Math.max(bound, (absmax / levels) * 0.5 + absmax * 2 ** -22 + 2 ** -142);
+  }
+  return bound;
+}
+
 const ALL = ['fp32', 'fp16', 'int8', 'int4'].flatMap((q) => [q, `${q}+lz4`, `${q}+shuffle`, `${q}+shuffle+lz4`]);
 
 describe('codecs', () => {
@@ -34,11 +56,13 @@ describe('codecs', () => {
     for (const name of ALL) {
       const codec = parseCodec(name);
       assert.equal(codecName(codec), name);
-      assert.deepEqual(codecFromId(codecId(codec)), codec);
     }
     assert.equal(codecName(parseCodec('int8+lz4+shuffle')), 'int8+shuffle+lz4');
     for (const bad of ['int2', 'fp32+zstd', 'int8+lz4+lz4', '']) assert.throws(() => parseCodec(bad), /Unknown codec/);
-    assert.throws(() => codecFromId(16), /Unknown codec id/);
+    assert.deepEqual(
+      ALL.map((name) => codecId(parseCodec(name))).sort((a, b) => a - b),
+      Array.from({ length: 16 }, (_, id) => id),
+    );
     assert.throws(() => codecId({ ...parseCodec('int8'), blockSize: 64 }), /block size 64/);
   });
 
@@ -246,8 +270,6 @@ describe('codecs', () => {
     }
     const error = (sums: Float64Array) => Math.sqrt(sums.reduce((s, v, i) => s + (v - meant[i]) ** 2, 0));
     assert.ok(error(withFeedback) < error(plain) / 2, `${error(withFeedback)} vs ${error(plain)}`);
-    feedback.reset();
-    assert.deepEqual(feedback.compensate('w', rounds[0]), rounds[0]);
   });
 
   it('error feedback drops a non-finite residual and refuses a tensor of another size', () => {

@@ -77,11 +77,6 @@ export function codecId(codec: Codec): number {
   return QUANTIZERS.indexOf(codec.quantizer) | (codec.shuffle ? 4 : 0) | (codec.lz4 ? 8 : 0);
 }
 
-export function codecFromId(id: number): Codec {
-  if (!Number.isInteger(id) || id < 0 || id > 15) throw new Error(`Unknown codec id ${id}: ids run from 0 to 15.`);
-  return { quantizer: QUANTIZERS[id & 3], shuffle: (id & 4) !== 0, lz4: (id & 8) !== 0, blockSize: BLOCK_SIZE };
-}
-
 function checkCodec(codec: Codec): void {
   if (!QUANTIZERS.includes(codec.quantizer)) throw new Error(`Unknown quantizer "${codec.quantizer}".`);
   if (!Number.isInteger(codec.blockSize) || codec.blockSize < 1) {
@@ -383,30 +378,6 @@ function scratch(slot: 0 | 1, bytes: number): Buffer {
   return Buffer.from(scratchBuffers[slot], 0, bytes);
 }
 
-/** The largest error `codec` may make on any of `values`: Infinity where a value is non-finite (or overflows fp16). */
-export function maxAbsError(values: Float32Array, codec: Codec): number {
-  if (codec.quantizer === 'fp32') return 0;
-  if (codec.quantizer === 'fp16') {
-    let absmax = 0;
-    for (let i = 0; i < values.length; i++) absmax = Math.max(absmax, Math.abs(values[i]));
-    // Half an ulp at 11 significant bits, and half the subnormal spacing 2⁻²⁴ near zero.
-    return absmax < 65_520 ? absmax * 2 ** -11 + 2 ** -25 : Number.POSITIVE_INFINITY;
-  }
-  const levels = LEVELS[codec.quantizer];
-  let bound = 0;
-  for (let start = 0; start < values.length; start += codec.blockSize) {
-    let absmax = 0;
-    for (let i = start; i < Math.min(values.length, start + codec.blockSize); i++) {
-      absmax = Math.max(absmax, Math.abs(values[i]));
-    }
-    if (!(absmax < Number.POSITIVE_INFINITY)) return Number.POSITIVE_INFINITY;
-    // Half a quantisation step, plus float32 rounding of the scale and of the product, plus
-    // the floor where the scale is subnormal or underflows to 0.
-    bound = Math.max(bound, (absmax / levels) * 0.5 + absmax * 2 ** -22 + 2 ** -142);
-  }
-  return bound;
-}
-
 /** Error feedback: what quantisation dropped from a tensor this round is added back next round. */
 export class ErrorFeedback {
   private readonly residuals = new Map<string, Float32Array>();
@@ -437,9 +408,5 @@ export class ErrorFeedback {
       residual[i] = Number.isFinite(difference) ? difference : 0;
     }
     this.residuals.set(key, residual);
-  }
-
-  reset(): void {
-    this.residuals.clear();
   }
 }

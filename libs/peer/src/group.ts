@@ -6,11 +6,13 @@
  * never waits on a dead peer.
  */
 import { ProtocolError, ringAllReduce } from './allreduce.js';
-import { type Codec, codecId, decode, type ErrorFeedback, encode, parseCodec } from './codec.js';
+import { type Codec, codecId, decode, type ErrorFeedback, encode } from './codec.js';
 import { FrameKind } from './frame.js';
 import { PeerGoneError, RoundAbortedError } from './link.js';
-import type { PeerAddress, PeerNode } from './node.js';
+import type { PeerNode } from './node.js';
+import { type RateLimitedLog, rateLimitedLog } from './rate-limited-log.js';
 import type { Member, Rendezvous } from './rendezvous.js';
+import { type Aggregation, robustAllReduce } from './robust.js';
 
 /** What each replica declares about its pseudo-gradient before the exchange. */
 export interface Contribution {
@@ -24,11 +26,25 @@ export interface Contribution {
 
 export interface GroupSettings {
   codec: Codec;
-  /** Longest wait for a member's contribution (a sync-mode straggler may still be computing). */
+  /**
+   * Longest wait for a member's contribution (a sync-mode straggler may still be computing).
+   * The wait is ten times this replica's own compute time for the round, within
+   * [`contributionFloorMs`, this]; it ends sooner when the member's heartbeats stop.
+   */
   contributionTimeoutMs: number;
+  /** Shortest wait for a contribution, however fast this replica was (default 30 s). */
+  contributionFloorMs?: number;
   /** Longest wait for one all-reduce frame from a live neighbour. */
   frameTimeoutMs: number;
   maxAttempts: number;
+  /**
+   * `mean` (the default): the weighted sum over the ring. `trimmed-mean` and `centered-clip`
+   * aggregate every member's Δ coordinate-wise at each shard's owner instead (robust.ts),
+   * for groups that do not trust each other; the penalty's weights then only say who counts.
+   */
+  aggregation?: Aggregation;
+  /** Fraction `trimmed-mean` drops at each end (default 0.25). */
+  trim?: number;
   /** Longest wait for a link to a roster member; a member that cannot be reached is left out. */
   connectTimeoutMs?: number;
   log: (message: string) => void;
@@ -43,6 +59,8 @@ export interface RoundRequest {
    * computed when its turn comes, so a round holds one bucket of Δ at a time.
    */
   buckets: { name: string; length: number; values(): Float32Array }[];
+  /** How long this replica computed before the round: sizes the wait for the others. */
+  computeMs?: number;
   /** Carries this replica's quantisation residual from round to round, when set. */
   errorFeedback?: ErrorFeedback;
   /** How much each member's Δ counts, from everyone's contributions; the same on every replica. */
@@ -62,33 +80,36 @@ export type RoundOutcome =
   | { kind: 'excluded'; roster: number[] };
 
 export class ReplicaGroup {
-  /**
-   * Member incarnations that failed a round: a dead replica's record outlives it until its
-   * heartbeat expires, and must not be proposed again meanwhile. A retried job registers a
-   * new session and is welcome back.
-   */
-  private readonly failedSessions = new Set<string>();
+  private readonly warn: RateLimitedLog;
+  /** The last round's aggregate per bucket, the centre `centered-clip` clips around. */
+  private readonly previous = new Map<string, Float32Array>();
 
   constructor(
     readonly node: PeerNode,
     readonly rendezvous: Rendezvous,
     readonly settings: GroupSettings,
-  ) {}
-
-  private forget(members: Member[], failed: Set<number>): void {
-    for (const m of members) if (failed.has(m.rank) && m.rank !== this.node.rank) this.failedSessions.add(m.session);
+  ) {
+    this.warn = rateLimitedLog(settings.log);
   }
 
   async round(request: RoundRequest): Promise<RoundOutcome> {
+    const elements = request.buckets.reduce((sum, bucket) => sum + bucket.length, 0);
+    this.node.enterRound({ epoch: request.epoch, round: request.round }, 4 * elements);
     const failed = new Set<number>();
+    /**
+     * Member incarnations that failed an attempt of this round: a dead replica's record
+     * outlives it until its heartbeat expires and must not be proposed again meanwhile.
+     * Forgotten when the round ends, so a member that dropped out once is welcome back.
+     */
+    const failedSessions = new Set<string>();
     let previous: number[] | undefined;
     let members: Member[] = [];
     for (let attempt = 0; attempt < this.settings.maxAttempts; attempt++) {
-      if (attempt > 0) this.forget(members, failed);
+      for (const m of members) if (failed.has(m.rank) && m.rank !== this.node.rank) failedSessions.add(m.session);
       members = await this.rendezvous.liveMembers();
       const eligible = new Set(
         members
-          .filter((m) => m.active && m.epoch === request.epoch && !this.failedSessions.has(m.session))
+          .filter((m) => m.active && m.epoch === request.epoch && !failedSessions.has(m.session))
           .map((m) => m.rank),
       );
       eligible.add(this.node.rank);
@@ -103,7 +124,10 @@ export class ReplicaGroup {
       )
         .slice()
         .sort((a, b) => a - b);
-      if (!roster.includes(this.node.rank)) return { kind: 'excluded', roster };
+      if (!roster.includes(this.node.rank)) {
+        this.node.leaveRound();
+        return { kind: 'excluded', roster };
+      }
       try {
         return { ...(await this.attempt(request, attempt, roster, members)), attempts: attempt + 1 };
       } catch (error) {
@@ -133,12 +157,32 @@ export class ReplicaGroup {
     const context = {
       node: this.node,
       ring: roster,
+      epoch: request.epoch,
       round: request.round,
       attempt,
       codec: this.settings.codec,
       timeoutMs: this.settings.frameTimeoutMs,
+      normBound: normBound(contributions, scales),
     };
     const sums: Float32Array[] = [];
+    const aggregation = this.settings.aggregation ?? 'mean';
+    if (aggregation !== 'mean') {
+      const counted = new Set([...scales].filter(([, scale]) => scale > 0).map(([rank]) => rank));
+      for (const bucket of request.buckets) {
+        // A member left out sends zeros, never its (perhaps non-finite) Δ.
+        const values = own !== 0 ? bucket.values() : new Float32Array(bucket.length);
+        // Outliers are the aggregation's to handle: no norm bound refuses a member's own Δ.
+        const robust = { ...context, normBound: undefined, aggregation, counted, trim: this.settings.trim ?? 0.25 };
+        const result = await robustAllReduce(
+          { ...robust, previous: this.previous.get(bucket.name) },
+          bucket.name,
+          values,
+        );
+        sums.push(result);
+      }
+      for (const [i, bucket] of request.buckets.entries()) this.previous.set(bucket.name, sums[i]);
+      return { kind: 'reduced' as const, roster, contributions, scales, sums };
+    }
     for (const bucket of request.buckets) {
       // An excluded Δ contributes exact zeros (never 0 · NaN).
       let scaled: Float32Array = new Float32Array(bucket.length);
@@ -174,15 +218,17 @@ export class ReplicaGroup {
             if (!present.has(rank)) this.node.interrupt(rank, new PeerGoneError(rank, 'it left the group'));
           }
         })
-        .catch(() => {});
+        .catch((error) => this.warn('member watch', `could not read the group's members: ${error.message}`));
     }, 2_000);
     return () => clearInterval(timer);
   }
 
   /** Every member sends its contribution to every other; all end with the same list. */
   private async exchangeContributions(request: RoundRequest, attempt: number, peers: number[]) {
-    const position = { round: request.round, attempt };
+    const position = { epoch: request.epoch, round: request.round, attempt };
     const payload = new TextEncoder().encode(JSON.stringify(request.contribution));
+    const { contributionTimeoutMs, contributionFloorMs = 30_000 } = this.settings;
+    const wait = Math.min(contributionTimeoutMs, Math.max(contributionFloorMs, 10 * (request.computeMs ?? Infinity)));
     const header = {
       ...position,
       kind: FrameKind.meta,
@@ -196,7 +242,7 @@ export class ReplicaGroup {
       peers.map(async (rank) => {
         const [, frame] = await Promise.all([
           this.node.send(rank, header, payload),
-          this.node.receive(rank, { ...position, kind: FrameKind.meta }, this.settings.contributionTimeoutMs),
+          this.node.receive(rank, { ...position, kind: FrameKind.meta }, wait),
         ]);
         return parseContribution(rank, frame.payload, this.node);
       }),
@@ -207,6 +253,7 @@ export class ReplicaGroup {
   private async abort(request: RoundRequest, attempt: number, roster: number[], failed: number[]): Promise<void> {
     const payload = new TextEncoder().encode(JSON.stringify(failed));
     const header = {
+      epoch: request.epoch,
       round: request.round,
       attempt,
       kind: FrameKind.abort,
@@ -222,6 +269,19 @@ export class ReplicaGroup {
         .map((rank) => this.node.send(rank, header, payload)),
     );
   }
+}
+
+/**
+ * How large any sum of the round's scaled Δ can honestly be: Σ scale·‖Δ‖ by the triangle
+ * inequality, doubled for quantisation and error-feedback residuals. It catches injected
+ * values far beyond what members declared; subtler poisoning is robust aggregation's job.
+ */
+function normBound(contributions: Contribution[], scales: Map<number, number>): number {
+  const declared = contributions.reduce((sum, c) => {
+    const scale = scales.get(c.rank) ?? 0;
+    return scale !== 0 && Number.isFinite(c.norm) ? sum + Math.abs(scale) * c.norm : sum;
+  }, 0);
+  return 2 * declared + 1e-6;
 }
 
 function parseContribution(rank: number, payload: Uint8Array, node: PeerNode): Contribution {
@@ -243,87 +303,4 @@ function parseContribution(rank: number, payload: Uint8Array, node: PeerNode): C
   }
   // JSON has no NaN: a non-finite norm arrives as null and is declared non-finite.
   return { ...(value as Contribution), norm: value.norm ?? Number.NaN };
-}
-
-export type NamedArrays = Map<string, Float32Array>;
-
-/** Everything a joiner needs to take part in the next round. */
-export interface GroupState {
-  epoch: number;
-  /** Rounds the group has completed; `params` is their result. */
-  round: number;
-  /** Inner steps contributed so far, summed over replicas. */
-  steps: number;
-  params: NamedArrays;
-  momentum: NamedArrays;
-  /** Small JSON state of the outer loop (penalty statistics, the round clock). */
-  extra: Record<string, unknown>;
-}
-
-const STATE_POSITION = { round: 0, attempt: 0, shard: 0, shards: 1 };
-const FP32 = codecId(parseCodec('fp32'));
-
-/** Lets `node` answer late joiners with whatever `current` returns at the time they ask. */
-export function serveGroupState(node: PeerNode, current: () => GroupState | undefined): void {
-  node.stateProvider = () => {
-    const state = current();
-    if (!state) return undefined;
-    const tensors = [
-      ...[...state.params].map(([name, values]) => [`param/${name}`, values] as const),
-      ...[...state.momentum].map(([name, values]) => [`momentum/${name}`, values] as const),
-    ];
-    const { params: _params, momentum: _momentum, ...summary } = state;
-    const end = new TextEncoder().encode(JSON.stringify(summary));
-    return [
-      ...tensors.map(([tensor, values]) => ({
-        header: { ...STATE_POSITION, kind: FrameKind.state, codec: FP32, tensor, elements: values.length },
-        payload: new Uint8Array(values.buffer, values.byteOffset, values.byteLength),
-      })),
-      {
-        header: { ...STATE_POSITION, kind: FrameKind.stateEnd, codec: FP32, tensor: 'state', elements: 0 },
-        payload: end,
-      },
-    ];
-  };
-}
-
-/** Asks `peer` for the group's state and waits for all of it. */
-export async function fetchGroupState(node: PeerNode, peer: PeerAddress, timeoutMs: number): Promise<GroupState> {
-  await node.connect(peer, timeoutMs, true);
-  await node.send(
-    peer.rank,
-    { ...STATE_POSITION, kind: FrameKind.stateRequest, codec: FP32, tensor: 'state', elements: 0 },
-    new Uint8Array(0),
-  );
-  const params: NamedArrays = new Map();
-  const momentum: NamedArrays = new Map();
-  for (;;) {
-    const frame = await node.receive(peer.rank, { ...STATE_POSITION, kind: FrameKind.state }, timeoutMs);
-    const { header, payload } = frame;
-    if (header.kind === FrameKind.stateEnd) return { ...parseSummary(peer.rank, payload), params, momentum };
-    if (payload.byteLength !== header.elements * 4)
-      throw new ProtocolError(peer.rank, `state tensor ${header.tensor} has the wrong size`);
-    const values = new Float32Array(payload.slice().buffer);
-    const [section, ...rest] = header.tensor.split('/');
-    const name = rest.join('/');
-    if (section === 'param') params.set(name, values);
-    else if (section === 'momentum') momentum.set(name, values);
-    else throw new ProtocolError(peer.rank, `unknown state tensor ${header.tensor}`);
-  }
-}
-
-function parseSummary(rank: number, payload: Uint8Array): Omit<GroupState, 'params' | 'momentum'> {
-  let summary: Partial<GroupState> | undefined;
-  try {
-    summary = JSON.parse(new TextDecoder().decode(payload));
-  } catch {
-    summary = undefined;
-  }
-  const valid =
-    Number.isInteger(summary?.epoch) &&
-    Number.isInteger(summary?.round) &&
-    Number.isInteger(summary?.steps) &&
-    typeof summary?.extra === 'object';
-  if (!valid) throw new ProtocolError(rank, 'malformed state summary');
-  return summary as Omit<GroupState, 'params' | 'momentum'>;
 }

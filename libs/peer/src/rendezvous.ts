@@ -5,22 +5,23 @@
  * The group's progress (last finished round, inner steps done) lives here too, so a replica
  * job that starts late — or after the expert finished — knows where the group stands.
  */
-import { randomBytes } from 'node:crypto';
 import type { Redis } from 'ioredis';
+import type { PeerIdentity } from './identity.js';
 import type { PeerAddress } from './node.js';
+import { type RateLimitedLog, rateLimitedLog } from './rate-limited-log.js';
 
-export interface Member extends PeerAddress {
+export interface Member extends PeerAddress, PeerIdentity {
   /** Takes part in rounds: the next roster includes it (a joiner is active before it has the state). */
   active: boolean;
   /** Holds the group's current state and can hand it to a joiner. */
   ready: boolean;
   /** The group incarnation it belongs to: a cold start from a checkpoint begins a new one. */
   epoch: number;
-  /** Random per registration: tells a restarted replica from its dead predecessor of the same rank. */
-  session: string;
 }
 
 export interface GroupProgress {
+  /** The group incarnation the record is about: a cold start begins a new one. */
+  epoch: number;
   /** Rounds completed by the group. */
   round: number;
   /** Inner steps contributed so far, summed over replicas. */
@@ -36,6 +37,7 @@ export interface RendezvousOptions {
    * link closes.
    */
   ttlMs?: number;
+  log?: (message: string) => void;
 }
 
 const DAY_SECONDS = 86_400;
@@ -45,6 +47,7 @@ export class Rendezvous {
   private member?: Member;
   private readonly heartbeatMs: number;
   private readonly ttlMs: number;
+  private readonly log: RateLimitedLog;
 
   constructor(
     private readonly redis: Redis,
@@ -55,26 +58,46 @@ export class Rendezvous {
   ) {
     this.heartbeatMs = options.heartbeatMs ?? 1_000;
     this.ttlMs = options.ttlMs ?? 30_000;
+    this.log = rateLimitedLog(options.log ?? ((message) => console.error(message)));
   }
 
-  /** The run's peer secret, made by the first replica that asks. */
-  async secret(): Promise<string> {
-    await this.redis.set(`${this.key}:secret`, randomBytes(32).toString('hex'), 'EX', DAY_SECONDS * 7, 'NX');
-    return (await this.redis.get(`${this.key}:secret`)) as string;
-  }
-
-  async register(url: string | undefined): Promise<void> {
+  /**
+   * Lists this replica under its rank with the identity its peers will check: its session
+   * and public key. The rendezvous is the trust anchor: whoever can write here can join.
+   */
+  async register(url: string | undefined, identity: PeerIdentity): Promise<void> {
     this.member = {
       rank: this.rank,
       url,
       active: false,
       ready: false,
       epoch: 0,
-      session: randomBytes(8).toString('hex'),
+      session: identity.session,
+      publicKey: identity.publicKey,
     };
     await this.beat();
-    this.heartbeat = setInterval(() => void this.beat().catch(() => {}), this.heartbeatMs);
+    this.heartbeat = setInterval(() => {
+      this.beat().catch((error) =>
+        // Missed beats end in eviction once the alive key expires: say why while it can still be fixed.
+        this.log(
+          'heartbeat',
+          `rendezvous heartbeat failed (evicted after ${this.ttlMs} ms of these): ${error.message}`,
+        ),
+      );
+    }, this.heartbeatMs);
     this.heartbeat.unref();
+  }
+
+  /** The identity `rank` has registered, while its heartbeat is fresh. */
+  async identityOf(rank: number): Promise<PeerIdentity | undefined> {
+    const [entry, alive] = await Promise.all([
+      this.redis.hget(`${this.key}:members`, String(rank)),
+      this.redis.exists(`${this.key}:alive:${rank}`),
+    ]);
+    if (!entry || !alive) return undefined;
+    const member = JSON.parse(entry) as Partial<Member>;
+    if (typeof member.session !== 'string' || typeof member.publicKey !== 'string') return undefined;
+    return { session: member.session, publicKey: member.publicKey };
   }
 
   async setActive(active: boolean, epoch: number, ready = active): Promise<void> {
@@ -123,18 +146,24 @@ export class Rendezvous {
   async progress(): Promise<GroupProgress> {
     const fields = await this.redis.hgetall(`${this.key}:progress`);
     return {
+      epoch: Number(fields.epoch ?? 0),
       round: Number(fields.round ?? 0),
       steps: Number(fields.steps ?? 0),
       finished: fields.finished === '1',
     };
   }
 
-  /** Records a finished round; rounds only move forward, whoever writes first. */
+  /**
+   * Records a finished round, or a cold start's starting point (a new epoch): within an
+   * epoch rounds only move forward, whoever writes first; a later epoch starts afresh.
+   */
   async recordProgress(progress: GroupProgress): Promise<void> {
     await this.redis.eval(
-      `local current = tonumber(redis.call('HGET', KEYS[1], 'round') or '-1')
-       if tonumber(ARGV[1]) > current or ARGV[3] == '1' then
-         redis.call('HSET', KEYS[1], 'round', ARGV[1], 'steps', ARGV[2], 'finished', ARGV[3])
+      `local epoch = tonumber(redis.call('HGET', KEYS[1], 'epoch') or '0')
+       local round = tonumber(redis.call('HGET', KEYS[1], 'round') or '-1')
+       local newEpoch = tonumber(ARGV[5])
+       if newEpoch > epoch or (newEpoch == epoch and tonumber(ARGV[1]) > round) or ARGV[3] == '1' then
+         redis.call('HSET', KEYS[1], 'epoch', ARGV[5], 'round', ARGV[1], 'steps', ARGV[2], 'finished', ARGV[3])
        end
        redis.call('EXPIRE', KEYS[1], ARGV[4])`,
       1,
@@ -143,6 +172,7 @@ export class Rendezvous {
       progress.steps,
       progress.finished ? '1' : '0',
       DAY_SECONDS * 7,
+      progress.epoch,
     );
   }
 
