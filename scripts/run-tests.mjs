@@ -30,17 +30,27 @@ const redis = spawnSync(
 );
 if (redis.status !== 0) process.exit(redis.status ?? 1);
 
-// The dashboard's browser tests drive Debian's chromium; install it the same way when missing.
+// Debian packages some suites need: chromium for the dashboard's browser tests, openssl for
+// the certificates of the TLS tests (Redis, peer links). Installed the same way when missing.
+const canInstall = process.getuid?.() === 0 && spawnSync('sh', ['-c', 'command -v apt-get']).status === 0;
 const chromium = process.env.GROVE_CHROMIUM ?? '/usr/bin/chromium';
-if (!existsSync(chromium) && process.getuid?.() === 0 && spawnSync('sh', ['-c', 'command -v apt-get']).status === 0) {
+const missing = [
+  ...(existsSync(chromium) ? [] : ['chromium']),
+  ...(spawnSync('sh', ['-c', 'command -v openssl']).status === 0 ? [] : ['openssl']),
+];
+if (missing.length > 0 && canInstall) {
   const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
   spawnSync('apt-get', ['update', '-qq'], { stdio: 'ignore', env });
-  spawnSync('apt-get', ['install', '-y', '-qq', 'chromium'], { stdio: 'inherit', env });
+  spawnSync('apt-get', ['install', '-y', '-qq', ...missing], { stdio: 'inherit', env });
 }
 if (!existsSync(chromium)) {
   console.error(
     `chromium is not installed at ${chromium}: run \`sudo apt-get install chromium\` or set GROVE_CHROMIUM.`,
   );
+  process.exit(1);
+}
+if (spawnSync('sh', ['-c', 'command -v openssl']).status !== 0) {
+  console.error('openssl is not installed: run `sudo apt-get install openssl`.');
   process.exit(1);
 }
 
