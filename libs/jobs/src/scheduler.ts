@@ -80,13 +80,14 @@ export class RunScheduler {
     const record = await this.runs.get(runId);
     if (!record) throw new RunNotFoundError(runId);
     const request = parseGrowRequest(input);
+    // Before building the grown spec: a run that another grow just reopened already lists the domain.
+    if (record.status !== 'completed') throw new RunNotFinishedError(runId, record.status);
     const experts = expertsOf(record.spec);
     const spec = parseRunSpec({
       ...record.spec,
       domains: [...record.spec.domains, request.domain],
       experts: [...experts, { domain: domainName(request.domain), steps: request.steps ?? record.spec.expertSteps }],
     });
-    if (record.status !== 'completed') throw new RunNotFinishedError(runId, record.status);
     const generation = (record.generation ?? 0) + 1;
     if (!(await this.runs.reopen(runId, spec, generation))) throw new RunNotFinishedError(runId, 'changing');
     const expert = expertsOf(spec)[experts.length];
