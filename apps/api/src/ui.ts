@@ -12,11 +12,16 @@ import { BullMQAdapter } from '@bull-board/api/bullMQAdapter';
 import { FastifyAdapter } from '@bull-board/fastify';
 import fastifyStatic from '@fastify/static';
 import { artifactPaths, type RunScheduler } from '@grove/jobs';
-import { Rng, sampleText, selectBackend } from '@grove/model';
-import { loadCheckpoint, MODEL_FILE } from '@grove/store';
-import { modelFromCheckpoint } from '@grove/train';
+import { MODEL_FILE } from '@grove/store';
 import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
+import {
+  SampleAbortedError,
+  SamplerBusyError,
+  SampleTimeoutError,
+  SamplingPool,
+  samplingLimitsFromEnv,
+} from './sampling/pool.js';
 
 const UI_FOLDER = join(import.meta.dirname, 'ui');
 const UPLOT_FOLDER = join(dirname(createRequire(import.meta.url).resolve('uplot')), '..', 'dist');
@@ -117,7 +122,7 @@ export async function registerUi(app: FastifyInstance, scheduler: RunScheduler, 
     },
   );
 
-  let backendReady: Promise<unknown> | undefined;
+  const pool = new SamplingPool(samplingLimitsFromEnv());
   app.post(
     '/v1/runs/:id/sample',
     { schema: { summary: 'Sample text from one of the run’s models' } },
@@ -128,22 +133,32 @@ export async function registerUi(app: FastifyInstance, scheduler: RunScheduler, 
         const fields = parsed.error.issues.map((issue) => `${issue.path.join('.') || '(body)'}: ${issue.message}`);
         return reply.code(400).send({ error: `Invalid sample request: ${fields.join('; ')}.` });
       }
-      const { model, prompt, tokens, temperature, seed } = parsed.data;
-      const root = resolve(artifactPaths(stateFolder, id).run);
-      const folder = resolve(root, model);
-      if (!folder.startsWith(root + sep))
-        return reply.code(400).send({ error: 'That model path leaves the run folder.' });
+      const { model, ...options } = parsed.data;
+      const folder = modelFolder(stateFolder, id, model);
+      if (!folder) return reply.code(400).send({ error: 'That model path leaves the run folder.' });
       if (!existsSync(join(folder, MODEL_FILE)))
         return reply.code(404).send({ error: `No model at "${model}" in run ${id}.` });
-      backendReady ??= selectBackend();
-      await backendReady;
-      const network = modelFromCheckpoint(loadCheckpoint(folder));
+      const clientLeft = new AbortController();
+      reply.raw.on('close', () => {
+        if (!reply.raw.writableFinished) clientLeft.abort();
+      });
       try {
-        const text = sampleText(network, prompt, { maxNewTokens: tokens, temperature, topK: 40, rng: new Rng(seed) });
-        return { model, prompt, text };
-      } finally {
-        network.dispose();
+        const text = await pool.sample({ folder, ...options }, clientLeft.signal);
+        return { model, prompt: options.prompt, text };
+      } catch (error) {
+        if (error instanceof SamplerBusyError)
+          return reply.code(503).header('retry-after', String(error.retryAfterSeconds)).send({ error: error.message });
+        if (error instanceof SampleTimeoutError) return reply.code(504).send({ error: error.message });
+        if (error instanceof SampleAbortedError) return reply.code(499).send({ error: error.message });
+        throw error;
       }
     },
   );
+}
+
+/** The checkpoint folder `model` names inside the run's folder, or undefined when it points outside. */
+function modelFolder(stateFolder: string, runId: string, model: string): string | undefined {
+  const root = resolve(artifactPaths(stateFolder, runId).run);
+  const folder = resolve(root, model);
+  return folder.startsWith(root + sep) ? folder : undefined;
 }

@@ -8,3 +8,4 @@ export * from './run-spec.js';
 export * from './runs.js';
 export * from './scheduler.js';
 export * from './service.js';
+export * from './settings.js';
