@@ -4,6 +4,7 @@
  * a run. Everything is served by this process, from files in the repository and in
  * node_modules: the page works without internet.
  */
+import { createHash } from 'node:crypto';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join, resolve, sep } from 'node:path';
@@ -13,8 +14,9 @@ import { FastifyAdapter } from '@bull-board/fastify';
 import fastifyStatic from '@fastify/static';
 import { artifactPaths, type RunScheduler } from '@grove/jobs';
 import { MODEL_FILE } from '@grove/store';
-import type { FastifyInstance } from 'fastify';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { z } from 'zod';
+import { eventLimitsFromEnv, RunEventHub } from './events.js';
 import {
   SampleAbortedError,
   SamplerBusyError,
@@ -25,8 +27,6 @@ import {
 
 const UI_FOLDER = join(import.meta.dirname, 'ui');
 const UPLOT_FOLDER = join(dirname(createRequire(import.meta.url).resolve('uplot')), '..', 'dist');
-const EVENT_INTERVAL_MS = 1_000;
-const FINAL = ['completed', 'failed', 'cancelled'];
 
 export const SampleRequest = z
   .object({
@@ -71,36 +71,24 @@ export async function registerUi(app: FastifyInstance, scheduler: RunScheduler, 
   board.setBasePath('/ui/queues');
   await app.register(board.registerPlugin(), { prefix: '/ui/queues' });
 
+  const hub = new RunEventHub(scheduler.runs, (id) => runView(scheduler, id), eventLimitsFromEnv());
+  app.addHook('onClose', async () => hub.close());
   app.get(
     '/v1/runs/:id/events',
     { schema: { summary: 'Server-sent events: the run and its new metric points' } },
     async (request, reply) => {
       const { id } = request.params as { id: string };
       if (!(await scheduler.runs.get(id))) return reply.code(404).send({ error: `No run with id "${id}".` });
+      const caller = callerOf(request);
+      const refusal = hub.refusal(caller);
+      if (refusal) return reply.code(503).header('retry-after', '30').send({ error: refusal });
       reply.hijack();
-      const raw = reply.raw;
-      raw.writeHead(200, {
+      reply.raw.writeHead(200, {
         'content-type': 'text/event-stream',
         'cache-control': 'no-cache',
         connection: 'keep-alive',
       });
-      let closed = false;
-      request.raw.on('close', () => {
-        closed = true;
-      });
-      let after = '0';
-      while (!closed) {
-        const run = await runView(scheduler, id);
-        const points = await scheduler.runs.metricsSince(id, after);
-        if (points.length > 0) {
-          after = points[points.length - 1].id;
-          raw.write(`event: points\ndata: ${JSON.stringify(points.map((p) => p.point))}\n\n`);
-        }
-        raw.write(`event: run\ndata: ${JSON.stringify(run)}\n\n`);
-        if (run && FINAL.includes(run.status) && points.length === 0) break;
-        await new Promise((resolve) => setTimeout(resolve, EVENT_INTERVAL_MS));
-      }
-      raw.end();
+      hub.subscribe(id, caller, reply.raw);
     },
   );
 
@@ -154,6 +142,12 @@ export async function registerUi(app: FastifyInstance, scheduler: RunScheduler, 
       }
     },
   );
+}
+
+/** Who is asking, for per-caller caps: their bearer token (hashed, never kept), else their address. */
+function callerOf(request: FastifyRequest): string {
+  const token = request.headers.authorization;
+  return token ? createHash('sha256').update(token).digest('hex') : request.ip;
 }
 
 /** The checkpoint folder `model` names inside the run's folder, or undefined when it points outside. */

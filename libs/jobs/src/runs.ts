@@ -179,6 +179,16 @@ export class RunStore {
     return entries.map(([entryId, fields]) => ({ id: entryId, point: JSON.parse(fields[1]) }));
   }
 
+  /** The latest `count` points up to and including entry `until` ('+' for the newest), oldest first. */
+  async metricsUntil(
+    id: string,
+    until: string,
+    count = METRICS_MAX_LENGTH,
+  ): Promise<{ id: string; point: RunMetric }[]> {
+    const entries = await this.redis.xrevrange(key.metrics(id), until, '-', 'COUNT', count);
+    return entries.reverse().map(([entryId, fields]) => ({ id: entryId, point: JSON.parse(fields[1]) }));
+  }
+
   async metrics(id: string, count = 5_000): Promise<RunMetric[]> {
     const entries = await this.redis.xrevrange(key.metrics(id), '+', '-', 'COUNT', count);
     return entries.reverse().map(([, fields]) => JSON.parse(fields[1]));
