@@ -31,12 +31,17 @@ function openStream(base: string, runId: string, token: string): Promise<Stream>
       `${base}/v1/runs/${runId}/events`,
       { headers: { authorization: `Bearer ${token}` }, agent: false },
       (response: IncomingMessage) => {
-        let text = '';
+        let tail = ''; // an event name may straddle two chunks
         const firstRun = new Promise<void>((seen) => {
-          response.on('data', (chunk) => {
-            if (text.length < 100_000) text += chunk;
-            if (text.includes('event: run')) seen();
-          });
+          const watch = (chunk: Buffer) => {
+            const recent = tail + chunk;
+            tail = recent.slice(-20);
+            if (!recent.includes('event: run')) return;
+            response.off('data', watch);
+            response.resume(); // keeps reading, as a dashboard would, without looking
+            seen();
+          };
+          response.on('data', watch);
         });
         response.on('error', () => {});
         resolve({ status: response.statusCode ?? 0, firstRun, close: () => request.destroy() });
@@ -117,6 +122,7 @@ describe('API under load', { timeout: 180_000 }, () => {
     await scheduler.submit({ id: 'watched', domains: ['press', 'lore', 'fiction', 'hobbies'], expertReplicas: 2 });
     const single = await openStream(base, 'watched', TOKENS[0]);
     await single.firstRun;
+    const baseline = await healthLatencyP95(base);
     const oneClient = await commandRate(connection, 3_000);
     single.close();
 
@@ -131,14 +137,18 @@ describe('API under load', { timeout: 180_000 }, () => {
     refused.close();
     for (const stream of streams) stream.close();
     t.diagnostic(
-      `Redis commands/s: ${oneClient.toFixed(0)} (1 client), ${manyClients.toFixed(0)} (200); /healthz p95 ${p95.toFixed(0)} ms; RSS +${(grownBy / 2 ** 20).toFixed(0)} MB`,
+      `Redis commands/s: ${oneClient.toFixed(0)} (1 client), ${manyClients.toFixed(0)} (200); /healthz p95 ${p95.toFixed(0)} ms (${baseline.toFixed(0)} ms alone); RSS +${(grownBy / 2 ** 20).toFixed(0)} MB`,
     );
 
     assert.ok(
       manyClients < oneClient * 1.5 + 20,
       `Redis commands/s: ${manyClients.toFixed(0)} for 200 clients, ${oneClient.toFixed(0)} for one`,
     );
-    assert.ok(p95 < 200, `95th percentile of /healthz with 200 streams: ${p95.toFixed(0)} ms`);
+    // Against the machine's own pace: a shared two-core machine can be slow without any streams.
+    assert.ok(
+      p95 < baseline + 200,
+      `95th percentile of /healthz: ${p95.toFixed(0)} ms, ${baseline.toFixed(0)} ms alone`,
+    );
     assert.equal(refused.status, 503);
     assert.ok(grownBy < 100 * 1024 * 1024, `the process grew by ${(grownBy / 2 ** 20).toFixed(0)} MB`);
 
@@ -201,5 +211,77 @@ describe('API under load', { timeout: 180_000 }, () => {
     } finally {
       await small.close();
     }
+  });
+
+  it('reads a run view in the same few commands however many jobs the run has', async (t) => {
+    const small = { id: 'few-jobs', domains: ['press', 'lore'] };
+    const large = {
+      id: 'many-jobs',
+      domains: Array.from({ length: 16 }, (_, index) => `d${index}=/data/d${index}`),
+      expertReplicas: 4,
+    };
+    for (const input of [small, large]) {
+      const { record } = await scheduler.submit(input);
+      await scheduler.branch(record.id, record.spec);
+    }
+    const address = /addr=(\S+)/.exec((await connection.client('INFO')) as string)?.[1];
+    const monitor = await connection.monitor();
+    const sent: string[] = [];
+    let scripted = 0;
+    monitor.on('monitor', (_time: string, args: string[], source: string) => {
+      if (source === address) sent.push(args[0]);
+      else if (source === 'lua') scripted += 1;
+    });
+    const commandsOf = async (id: string) => {
+      sent.length = 0;
+      scripted = 0;
+      const response = await fetch(`${base}/v1/runs/${id}`, { headers: { authorization: `Bearer ${TOKENS[0]}` } });
+      const view = await response.json();
+      await new Promise((wake) => setTimeout(wake, 200)); // the monitor feed lands
+      return { sent: [...sent], scripted, jobs: view.jobs.length as number };
+    };
+    const few = await commandsOf(small.id);
+    const many = await commandsOf(large.id);
+    monitor.disconnect();
+    t.diagnostic(
+      `${few.jobs} jobs: ${few.sent.length} commands (${few.scripted} in scripts); ${many.jobs} jobs: ${many.sent.length} (${many.scripted})`,
+    );
+    assert.ok(many.jobs >= 60);
+    assert.ok(many.sent.length <= 4, `one GET sent ${many.sent.join(' ')}`);
+    assert.equal(many.sent.length, few.sent.length);
+  });
+
+  it('refuses a run over a cluster limit with 400 naming the field', async () => {
+    const cases: [Record<string, unknown>, string][] = [
+      [{ domains: Array.from({ length: 17 }, (_, index) => `d${index}=/data/d${index}`) }, 'domains'],
+      [{ domains: ['press'], expertReplicas: 9 }, 'expertReplicas'],
+      [
+        {
+          domains: Array.from({ length: 9 }, (_, index) => `d${index}=/data/d${index}`),
+          experts: Array.from({ length: 9 }, (_, index) => ({ domain: `d${index}`, steps: 10, replicas: 8 })),
+        },
+        'experts',
+      ],
+      [{ domains: ['press'], seed: { steps: 1_000_000 } }, 'seed.steps'],
+      [{ domains: ['press'], experts: [{ domain: 'press', steps: 1_000_000 }] }, 'experts.0.steps'],
+      [{ domains: ['press'], training: { batchSize: 1024 } }, 'training.batchSize'],
+      [{ domains: ['press'], eval: { bytes: 10_000_000 } }, 'eval.bytes'],
+    ];
+    const runsBefore = (await scheduler.runs.list()).length;
+    for (const [spec, path] of cases) {
+      const response = await fetch(`${base}/v1/runs`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', authorization: `Bearer ${TOKENS[0]}` },
+        body: JSON.stringify(spec),
+      });
+      const body = await response.json();
+      assert.equal(response.status, 400, `${path}: ${JSON.stringify(body)}`);
+      assert.deepEqual(
+        body.fields.map((field: { path: string }) => field.path),
+        [path],
+      );
+      assert.match(body.fields[0].message, /over this cluster's limit .*GROVE_MAX_/);
+    }
+    assert.equal((await scheduler.runs.list()).length, runsBefore, 'nothing was recorded');
   });
 });

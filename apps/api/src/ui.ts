@@ -42,11 +42,32 @@ export const SampleRequest = z
   })
   .strict();
 
+/** How long a run view is reused: GET and every event stream of a run within it share one read. */
+const VIEW_TTL_MS = 1_000;
+/** Past this many cached views, expired ones are swept out. */
+const VIEW_CACHE_SWEEP = 1_000;
+const viewCaches = new WeakMap<RunScheduler, Map<string, { expires: number; view: Promise<RunView | undefined> }>>();
+
+export type RunView = NonNullable<Awaited<ReturnType<typeof readRunView>>>;
+
 /** A run with its jobs and latest metric per job: what GET /v1/runs/:id and the event stream send. */
-export async function runView(scheduler: RunScheduler, id: string) {
+export function runView(scheduler: RunScheduler, id: string): Promise<RunView | undefined> {
+  const cache = viewCaches.get(scheduler) ?? new Map();
+  viewCaches.set(scheduler, cache);
+  const now = Date.now();
+  const cached = cache.get(id);
+  if (cached && cached.expires > now) return cached.view;
+  if (cache.size > VIEW_CACHE_SWEEP) for (const [key, entry] of cache) if (entry.expires <= now) cache.delete(key);
+  const view = readRunView(scheduler, id);
+  cache.set(id, { expires: now + VIEW_TTL_MS, view });
+  view.catch(() => cache.delete(id));
+  return view;
+}
+
+async function readRunView(scheduler: RunScheduler, id: string) {
   const record = await scheduler.runs.get(id);
   if (!record) return undefined;
-  const [jobs, metrics] = await Promise.all([scheduler.jobs(id), scheduler.runs.metrics(id, 500)]);
+  const [jobs, metrics] = await Promise.all([scheduler.jobs(id, record), scheduler.runs.metrics(id, 500)]);
   // Keyed like the CLI labels jobs: `expert:press`, `expert:press#1` for a second replica.
   const latestMetrics = Object.fromEntries(
     metrics.map((point) => [`${point.job}${point.replica ? `#${point.replica}` : ''}`, point]),
@@ -78,7 +99,7 @@ export async function registerUi(app: FastifyInstance, scheduler: RunScheduler, 
     { schema: { summary: 'Server-sent events: the run and its new metric points' } },
     async (request, reply) => {
       const { id } = request.params as { id: string };
-      if (!(await scheduler.runs.get(id))) return reply.code(404).send({ error: `No run with id "${id}".` });
+      if (!(await runView(scheduler, id))) return reply.code(404).send({ error: `No run with id "${id}".` });
       const caller = callerOf(request);
       const refusal = hub.refusal(caller);
       if (refusal) return reply.code(503).header('retry-after', '30').send({ error: refusal });
