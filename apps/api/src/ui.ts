@@ -4,6 +4,7 @@
  * a run. Everything is served by this process, from files in the repository and in
  * node_modules: the page works without internet.
  */
+import { createHash } from 'node:crypto';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join, resolve, sep } from 'node:path';
@@ -12,16 +13,20 @@ import { BullMQAdapter } from '@bull-board/api/bullMQAdapter';
 import { FastifyAdapter } from '@bull-board/fastify';
 import fastifyStatic from '@fastify/static';
 import { artifactPaths, type RunScheduler } from '@grove/jobs';
-import { Rng, sampleText, selectBackend } from '@grove/model';
-import { loadCheckpoint, MODEL_FILE } from '@grove/store';
-import { modelFromCheckpoint } from '@grove/train';
-import type { FastifyInstance } from 'fastify';
+import { MODEL_FILE } from '@grove/store';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { z } from 'zod';
+import { eventLimitsFromEnv, RunEventHub } from './events.js';
+import {
+  SampleAbortedError,
+  SamplerBusyError,
+  SampleTimeoutError,
+  SamplingPool,
+  samplingLimitsFromEnv,
+} from './sampling/pool.js';
 
 const UI_FOLDER = join(import.meta.dirname, 'ui');
 const UPLOT_FOLDER = join(dirname(createRequire(import.meta.url).resolve('uplot')), '..', 'dist');
-const EVENT_INTERVAL_MS = 1_000;
-const FINAL = ['completed', 'failed', 'cancelled'];
 
 export const SampleRequest = z
   .object({
@@ -37,11 +42,32 @@ export const SampleRequest = z
   })
   .strict();
 
+/** How long a run view is reused: GET and every event stream of a run within it share one read. */
+const VIEW_TTL_MS = 1_000;
+/** Past this many cached views, expired ones are swept out. */
+const VIEW_CACHE_SWEEP = 1_000;
+const viewCaches = new WeakMap<RunScheduler, Map<string, { expires: number; view: Promise<RunView | undefined> }>>();
+
+export type RunView = NonNullable<Awaited<ReturnType<typeof readRunView>>>;
+
 /** A run with its jobs and latest metric per job: what GET /v1/runs/:id and the event stream send. */
-export async function runView(scheduler: RunScheduler, id: string) {
+export function runView(scheduler: RunScheduler, id: string): Promise<RunView | undefined> {
+  const cache = viewCaches.get(scheduler) ?? new Map();
+  viewCaches.set(scheduler, cache);
+  const now = Date.now();
+  const cached = cache.get(id);
+  if (cached && cached.expires > now) return cached.view;
+  if (cache.size > VIEW_CACHE_SWEEP) for (const [key, entry] of cache) if (entry.expires <= now) cache.delete(key);
+  const view = readRunView(scheduler, id);
+  cache.set(id, { expires: now + VIEW_TTL_MS, view });
+  view.catch(() => cache.delete(id));
+  return view;
+}
+
+async function readRunView(scheduler: RunScheduler, id: string) {
   const record = await scheduler.runs.get(id);
   if (!record) return undefined;
-  const [jobs, metrics] = await Promise.all([scheduler.jobs(id), scheduler.runs.metrics(id, 500)]);
+  const [jobs, metrics] = await Promise.all([scheduler.jobs(id, record), scheduler.runs.metrics(id, 500)]);
   // Keyed like the CLI labels jobs: `expert:press`, `expert:press#1` for a second replica.
   const latestMetrics = Object.fromEntries(
     metrics.map((point) => [`${point.job}${point.replica ? `#${point.replica}` : ''}`, point]),
@@ -66,36 +92,24 @@ export async function registerUi(app: FastifyInstance, scheduler: RunScheduler, 
   board.setBasePath('/ui/queues');
   await app.register(board.registerPlugin(), { prefix: '/ui/queues' });
 
+  const hub = new RunEventHub(scheduler.runs, (id) => runView(scheduler, id), eventLimitsFromEnv());
+  app.addHook('onClose', async () => hub.close());
   app.get(
     '/v1/runs/:id/events',
     { schema: { summary: 'Server-sent events: the run and its new metric points' } },
     async (request, reply) => {
       const { id } = request.params as { id: string };
-      if (!(await scheduler.runs.get(id))) return reply.code(404).send({ error: `No run with id "${id}".` });
+      if (!(await runView(scheduler, id))) return reply.code(404).send({ error: `No run with id "${id}".` });
+      const caller = callerOf(request);
+      const refusal = hub.refusal(caller);
+      if (refusal) return reply.code(503).header('retry-after', '30').send({ error: refusal });
       reply.hijack();
-      const raw = reply.raw;
-      raw.writeHead(200, {
+      reply.raw.writeHead(200, {
         'content-type': 'text/event-stream',
         'cache-control': 'no-cache',
         connection: 'keep-alive',
       });
-      let closed = false;
-      request.raw.on('close', () => {
-        closed = true;
-      });
-      let after = '0';
-      while (!closed) {
-        const run = await runView(scheduler, id);
-        const points = await scheduler.runs.metricsSince(id, after);
-        if (points.length > 0) {
-          after = points[points.length - 1].id;
-          raw.write(`event: points\ndata: ${JSON.stringify(points.map((p) => p.point))}\n\n`);
-        }
-        raw.write(`event: run\ndata: ${JSON.stringify(run)}\n\n`);
-        if (run && FINAL.includes(run.status) && points.length === 0) break;
-        await new Promise((resolve) => setTimeout(resolve, EVENT_INTERVAL_MS));
-      }
-      raw.end();
+      hub.subscribe(id, caller, reply.raw);
     },
   );
 
@@ -117,7 +131,7 @@ export async function registerUi(app: FastifyInstance, scheduler: RunScheduler, 
     },
   );
 
-  let backendReady: Promise<unknown> | undefined;
+  const pool = new SamplingPool(samplingLimitsFromEnv());
   app.post(
     '/v1/runs/:id/sample',
     { schema: { summary: 'Sample text from one of the run’s models' } },
@@ -128,22 +142,38 @@ export async function registerUi(app: FastifyInstance, scheduler: RunScheduler, 
         const fields = parsed.error.issues.map((issue) => `${issue.path.join('.') || '(body)'}: ${issue.message}`);
         return reply.code(400).send({ error: `Invalid sample request: ${fields.join('; ')}.` });
       }
-      const { model, prompt, tokens, temperature, seed } = parsed.data;
-      const root = resolve(artifactPaths(stateFolder, id).run);
-      const folder = resolve(root, model);
-      if (!folder.startsWith(root + sep))
-        return reply.code(400).send({ error: 'That model path leaves the run folder.' });
+      const { model, ...options } = parsed.data;
+      const folder = modelFolder(stateFolder, id, model);
+      if (!folder) return reply.code(400).send({ error: 'That model path leaves the run folder.' });
       if (!existsSync(join(folder, MODEL_FILE)))
         return reply.code(404).send({ error: `No model at "${model}" in run ${id}.` });
-      backendReady ??= selectBackend();
-      await backendReady;
-      const network = modelFromCheckpoint(loadCheckpoint(folder));
+      const clientLeft = new AbortController();
+      reply.raw.on('close', () => {
+        if (!reply.raw.writableFinished) clientLeft.abort();
+      });
       try {
-        const text = sampleText(network, prompt, { maxNewTokens: tokens, temperature, topK: 40, rng: new Rng(seed) });
-        return { model, prompt, text };
-      } finally {
-        network.dispose();
+        const text = await pool.sample({ folder, ...options }, clientLeft.signal);
+        return { model, prompt: options.prompt, text };
+      } catch (error) {
+        if (error instanceof SamplerBusyError)
+          return reply.code(503).header('retry-after', String(error.retryAfterSeconds)).send({ error: error.message });
+        if (error instanceof SampleTimeoutError) return reply.code(504).send({ error: error.message });
+        if (error instanceof SampleAbortedError) return reply.code(499).send({ error: error.message });
+        throw error;
       }
     },
   );
+}
+
+/** Who is asking, for per-caller caps: their bearer token (hashed, never kept), else their address. */
+function callerOf(request: FastifyRequest): string {
+  const token = request.headers.authorization;
+  return token ? createHash('sha256').update(token).digest('hex') : request.ip;
+}
+
+/** The checkpoint folder `model` names inside the run's folder, or undefined when it points outside. */
+function modelFolder(stateFolder: string, runId: string, model: string): string | undefined {
+  const root = resolve(artifactPaths(stateFolder, runId).run);
+  const folder = resolve(root, model);
+  return folder.startsWith(root + sep) ? folder : undefined;
 }

@@ -9,7 +9,7 @@ import { fileURLToPath } from 'node:url';
 import {
   connectRedis,
   createJobWorker,
-  parseRunSpec,
+  parseRunSpecWithin,
   QUEUES,
   RunScheduler,
   type RunSpec,
@@ -164,7 +164,7 @@ async function runSpecFor(scheduler: RunScheduler, data: TrainJobData): Promise<
   }
   let spec: RunSpec;
   try {
-    spec = parseRunSpec({ ...(data.spec as object), id: data.runId });
+    spec = parseRunSpecWithin({ ...(data.spec as object), id: data.runId }, scheduler.limits);
   } catch (error) {
     throw new UnrecoverableError(error instanceof Error ? error.message : String(error));
   }

@@ -1,6 +1,7 @@
 export * from './artifacts.js';
 export * from './child-task.js';
 export * from './compute-plan.js';
+export * from './limits.js';
 export * from './metrics.js';
 export * from './queues.js';
 export * from './redis.js';
@@ -8,3 +9,4 @@ export * from './run-spec.js';
 export * from './runs.js';
 export * from './scheduler.js';
 export * from './service.js';
+export * from './settings.js';

@@ -66,6 +66,12 @@ const METRICS_MAX_LENGTH = 20_000;
 const IDEMPOTENCY_TTL_SECONDS = 24 * 3600;
 const FINAL: RunStatus[] = ['completed', 'failed', 'cancelled'];
 
+/** KEYS[1]: the run; ARGV: spec, generation, updatedAt. Returns 1 when it reopened the run. */
+const REOPEN_SCRIPT = `
+if redis.call('HGET', KEYS[1], 'status') ~= 'completed' then return 0 end
+redis.call('HSET', KEYS[1], 'spec', ARGV[1], 'status', 'queued', 'generation', ARGV[2], 'updatedAt', ARGV[3])
+return 1`;
+
 export function newRunId(): string {
   const stamp = new Date().toISOString().replace(/[-:T]/g, '').slice(0, 14);
   return `run-${stamp}-${randomBytes(3).toString('hex')}`;
@@ -116,22 +122,20 @@ export class RunStore {
   }
 
   /**
-   * Reopens a completed run with a grown spec: only if it is still `completed` (checked and set
-   * in one transaction), so two concurrent grows cannot both start. Returns whether it did.
+   * Reopens a completed run with a grown spec: only if it is still `completed`, checked and set
+   * by one script that Redis runs atomically (a WATCH would not isolate requests that share a
+   * connection), so of two concurrent grows exactly one starts. Returns whether this one did.
    */
   async reopen(id: string, spec: RunSpec, generation: number): Promise<boolean> {
-    const runKey = key.run(id);
-    await this.redis.watch(runKey);
-    if ((await this.redis.hget(runKey, 'status')) !== 'completed') {
-      await this.redis.unwatch();
-      return false;
-    }
-    const fields = { spec: JSON.stringify(spec), status: 'queued', generation: String(generation) };
-    const result = await this.redis
-      .multi()
-      .hset(runKey, { ...fields, updatedAt: new Date().toISOString() })
-      .exec();
-    return result !== null;
+    const reopened = await this.redis.eval(
+      REOPEN_SCRIPT,
+      1,
+      key.run(id),
+      JSON.stringify(spec),
+      String(generation),
+      new Date().toISOString(),
+    );
+    return reopened === 1;
   }
 
   /** Newest first. */
@@ -173,6 +177,16 @@ export class RunStore {
     const start = after === '0' ? '-' : `(${after}`;
     const entries = await this.redis.xrange(key.metrics(id), start, '+', 'COUNT', count);
     return entries.map(([entryId, fields]) => ({ id: entryId, point: JSON.parse(fields[1]) }));
+  }
+
+  /** The latest `count` points up to and including entry `until` ('+' for the newest), oldest first. */
+  async metricsUntil(
+    id: string,
+    until: string,
+    count = METRICS_MAX_LENGTH,
+  ): Promise<{ id: string; point: RunMetric }[]> {
+    const entries = await this.redis.xrevrange(key.metrics(id), until, '-', 'COUNT', count);
+    return entries.reverse().map(([entryId, fields]) => ({ id: entryId, point: JSON.parse(fields[1]) }));
   }
 
   async metrics(id: string, count = 5_000): Promise<RunMetric[]> {

@@ -8,6 +8,8 @@
 import { type FlowJob, FlowProducer, type Job, Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { computePlan } from './compute-plan.js';
+import { type JobState, readJobStates } from './job-views.js';
+import { type ClusterLimits, clusterLimitsFromEnv, parseRunSpecWithin } from './limits.js';
 import {
   CHILD_JOB_OPTIONS,
   DEFAULT_JOB_OPTIONS,
@@ -20,17 +22,12 @@ import {
   QUEUES,
   type TrainJobData,
 } from './queues.js';
-import { domainName, type ExpertSpec, expertsOf, parseGrowRequest, parseRunSpec, type RunSpec } from './run-spec.js';
+import { domainName, type ExpertSpec, expertsOf, parseGrowRequest, type RunSpec } from './run-spec.js';
 import { type RunRecord, RunStore } from './runs.js';
 
-export interface JobView {
+export interface JobView extends JobState {
   id: string;
   name: string;
-  /** BullMQ state (`waiting`, `active`, `completed`, `failed`, `waiting-children`, …) or `not-created`. */
-  state: string;
-  progress: unknown;
-  attempts: number;
-  failedReason?: string;
   domain?: string;
   replica?: number;
   /** The MoE a fine-tune job trains. */
@@ -43,7 +40,11 @@ export class RunScheduler {
   readonly mergeQueue: Queue;
   private readonly flows: FlowProducer;
 
-  constructor(readonly connection: Redis) {
+  constructor(
+    readonly connection: Redis,
+    /** What one run may ask of this cluster; GROVE_MAX_* by default. */
+    readonly limits: ClusterLimits = clusterLimitsFromEnv(),
+  ) {
     const options = { connection, streams: { events: { maxLen: EVENTS_MAX_LENGTH } } };
     this.runs = new RunStore(connection);
     this.trainQueue = new Queue(QUEUES.train, options);
@@ -53,7 +54,7 @@ export class RunScheduler {
 
   /** Validates and records a run and queues its seed job; the same id or key twice makes one run. */
   async submit(input: unknown, idempotencyKey?: string): Promise<{ record: RunRecord; created: boolean }> {
-    const spec = parseRunSpec(input);
+    const spec = parseRunSpecWithin(input, this.limits);
     const result = await this.runs.create(spec, idempotencyKey);
     if (result.created) await this.queueSeed(result.record.id);
     return result;
@@ -80,13 +81,17 @@ export class RunScheduler {
     const record = await this.runs.get(runId);
     if (!record) throw new RunNotFoundError(runId);
     const request = parseGrowRequest(input);
-    const experts = expertsOf(record.spec);
-    const spec = parseRunSpec({
-      ...record.spec,
-      domains: [...record.spec.domains, request.domain],
-      experts: [...experts, { domain: domainName(request.domain), steps: request.steps ?? record.spec.expertSteps }],
-    });
+    // Before building the grown spec: a run that another grow just reopened already lists the domain.
     if (record.status !== 'completed') throw new RunNotFinishedError(runId, record.status);
+    const experts = expertsOf(record.spec);
+    const spec = parseRunSpecWithin(
+      {
+        ...record.spec,
+        domains: [...record.spec.domains, request.domain],
+        experts: [...experts, { domain: domainName(request.domain), steps: request.steps ?? record.spec.expertSteps }],
+      },
+      this.limits,
+    );
     const generation = (record.generation ?? 0) + 1;
     if (!(await this.runs.reopen(runId, spec, generation))) throw new RunNotFinishedError(runId, 'changing');
     const expert = expertsOf(spec)[experts.length];
@@ -111,9 +116,12 @@ export class RunScheduler {
     };
   }
 
-  /** Every job of a run in pipeline order, including those not created yet. */
-  async jobs(runId: string): Promise<JobView[]> {
-    const record = await this.runs.get(runId);
+  /**
+   * Every job of a run in pipeline order, including those not created yet, read in one Redis
+   * call; pass the run's record when it is at hand to save reading it again.
+   */
+  async jobs(runId: string, record?: RunRecord): Promise<JobView[]> {
+    record ??= await this.runs.get(runId);
     if (!record) return [];
     const generation = record.generation ?? 0;
     const planned: { id: string; name: string; queue: Queue; domain?: string; replica?: number; method?: string }[] = [
@@ -141,22 +149,13 @@ export class RunScheduler {
         })),
       { id: jobIds.eval(runId, generation), name: JOB_NAMES.eval, queue: this.mergeQueue },
     ];
-    return Promise.all(
-      planned.map(async ({ id, name, queue, domain, replica, method }) => {
-        const job = await queue.getJob(id);
-        const view: JobView = {
-          id,
-          name,
-          state: job ? await job.getState() : 'not-created',
-          progress: job?.progress ?? 0,
-          attempts: job?.attemptsMade ?? 0,
-        };
-        if (job?.failedReason) view.failedReason = job.failedReason;
-        if (domain !== undefined) Object.assign(view, { domain, replica });
-        if (method !== undefined) view.method = method;
-        return view;
-      }),
-    );
+    const states = await readJobStates(this.connection, planned);
+    return planned.map(({ id, name, domain, replica, method }, index) => {
+      const view: JobView = { id, name, ...states[index] };
+      if (domain !== undefined) Object.assign(view, { domain, replica });
+      if (method !== undefined) view.method = method;
+      return view;
+    });
   }
 
   /**
