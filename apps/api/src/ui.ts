@@ -4,19 +4,21 @@
  * a run. Everything is served by this process, from files in the repository and in
  * node_modules: the page works without internet.
  */
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import { dirname, join, resolve, sep } from 'node:path';
+import { dirname, join } from 'node:path';
 import { createBullBoard } from '@bull-board/api';
 import { BullMQAdapter } from '@bull-board/api/bullMQAdapter';
 import { FastifyAdapter } from '@bull-board/fastify';
 import fastifyStatic from '@fastify/static';
-import { artifactPaths, type RunScheduler } from '@grove/jobs';
+import type { RunScheduler } from '@grove/jobs';
 import { Rng, sampleText, selectBackend } from '@grove/model';
 import { loadCheckpoint, MODEL_FILE } from '@grove/store';
 import { modelFromCheckpoint } from '@grove/train';
 import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
+import { resolveInsideRun } from './artifacts.js';
+import { RunIdParams } from './schemas.js';
 
 const UI_FOLDER = join(import.meta.dirname, 'ui');
 const UPLOT_FOLDER = join(dirname(createRequire(import.meta.url).resolve('uplot')), '..', 'dist');
@@ -68,7 +70,7 @@ export async function registerUi(app: FastifyInstance, scheduler: RunScheduler, 
 
   app.get(
     '/v1/runs/:id/events',
-    { schema: { summary: 'Server-sent events: the run and its new metric points' } },
+    { schema: { summary: 'Server-sent events: the run and its new metric points', params: RunIdParams } },
     async (request, reply) => {
       const { id } = request.params as { id: string };
       if (!(await scheduler.runs.get(id))) return reply.code(404).send({ error: `No run with id "${id}".` });
@@ -101,26 +103,29 @@ export async function registerUi(app: FastifyInstance, scheduler: RunScheduler, 
 
   app.get(
     '/v1/runs/:id/models',
-    { schema: { summary: 'The model folders of a run, for sampling' } },
+    { schema: { summary: 'The model folders of a run, for sampling', params: RunIdParams } },
     async (request) => {
       const { id } = request.params as { id: string };
-      const paths = artifactPaths(stateFolder, id);
       const run = await scheduler.runs.get(id);
-      const merged = existsSync(join(paths.run, 'merged')) ? readdirSync(join(paths.run, 'merged')).sort() : [];
+      const mergedFolder = await resolveInsideRun(stateFolder, id, 'merged');
+      const merged = mergedFolder ? readdirSync(mergedFolder).sort() : [];
       const candidates = [
         'seed',
         ...(run?.spec.domains ?? []).map((d) => `experts/${d.split('=')[0]}`),
         'dense',
         ...merged.map((folder) => `merged/${folder}`),
       ];
-      return { models: candidates.filter((model) => existsSync(join(paths.run, model, MODEL_FILE))) };
+      const found = await Promise.all(
+        candidates.map((model) => resolveInsideRun(stateFolder, id, join(model, MODEL_FILE)).catch(() => undefined)),
+      );
+      return { models: candidates.filter((_, i) => found[i]) };
     },
   );
 
   let backendReady: Promise<unknown> | undefined;
   app.post(
     '/v1/runs/:id/sample',
-    { schema: { summary: 'Sample text from one of the run’s models' } },
+    { schema: { summary: 'Sample text from one of the run’s models', params: RunIdParams } },
     async (request, reply) => {
       const { id } = request.params as { id: string };
       const parsed = SampleRequest.safeParse(request.body ?? {});
@@ -129,11 +134,8 @@ export async function registerUi(app: FastifyInstance, scheduler: RunScheduler, 
         return reply.code(400).send({ error: `Invalid sample request: ${fields.join('; ')}.` });
       }
       const { model, prompt, tokens, temperature, seed } = parsed.data;
-      const root = resolve(artifactPaths(stateFolder, id).run);
-      const folder = resolve(root, model);
-      if (!folder.startsWith(root + sep))
-        return reply.code(400).send({ error: 'That model path leaves the run folder.' });
-      if (!existsSync(join(folder, MODEL_FILE)))
+      const folder = await resolveInsideRun(stateFolder, id, model);
+      if (!folder || !(await resolveInsideRun(stateFolder, id, join(model, MODEL_FILE))))
         return reply.code(404).send({ error: `No model at "${model}" in run ${id}.` });
       backendReady ??= selectBackend();
       await backendReady;
