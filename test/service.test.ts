@@ -34,9 +34,10 @@ async function api(
   body?: unknown,
   headers: Record<string, string> = {},
 ) {
+  const auth = { authorization: `Bearer ${cluster.token}`, ...headers };
   const response = await fetch(`${cluster.apiUrl}${path}`, {
     method,
-    headers: body === undefined ? headers : { 'content-type': 'application/json', ...headers },
+    headers: body === undefined ? auth : { 'content-type': 'application/json', ...auth },
     body: body === undefined ? undefined : typeof body === 'string' ? body : JSON.stringify(body),
   });
   return { status: response.status, body: (await response.json().catch(() => ({}))) as Record<string, unknown> };

@@ -3,7 +3,7 @@
  * never hold taken out: credentials in headers and cookies, tokens, passwords, and the password
  * part of a Redis URL wherever it appears in a message.
  */
-import { type Logger, pino } from 'pino';
+import { type DestinationStream, type Logger, type LoggerOptions, pino } from 'pino';
 
 export const REDACTED_PATHS = [
   'req.headers.authorization',
@@ -24,8 +24,9 @@ export function redactSecrets(text: string): string {
     .replace(/([?&]token=)[^&\s#]+/gi, '$1[Redacted]');
 }
 
-export function createLogger(name: string): Logger {
-  return pino({
+/** A logger for process `name`, writing JSON lines to stdout (or `destination`). */
+export function createLogger(name: string, destination?: DestinationStream): Logger {
+  const options: LoggerOptions = {
     name,
     level: process.env.GROVE_LOG_LEVEL ?? 'info',
     redact: { paths: REDACTED_PATHS, censor: '[Redacted]' },
@@ -35,6 +36,7 @@ export function createLogger(name: string): Logger {
         url: redactSecrets(request.url),
         id: request.id,
       }),
+      res: (reply: { statusCode: number }) => ({ statusCode: reply.statusCode }),
       err: (error: Error) => {
         const serialized = pino.stdSerializers.err(error);
         return { ...serialized, message: redactSecrets(serialized.message), stack: redactSecrets(serialized.stack) };
@@ -49,5 +51,6 @@ export function createLogger(name: string): Logger {
         );
       },
     },
-  });
+  };
+  return destination ? pino(options, destination) : pino(options);
 }

@@ -3,10 +3,11 @@ import { cpus } from 'node:os';
 import { join } from 'node:path';
 import { DEMO_RUN, stateFolder } from '@grove/jobs';
 import type { Command } from 'commander';
-import { apiClientFromEnv } from '../api-client.js';
-import { startCluster } from '../cluster.js';
+import { ApiClient, apiClientFromEnv } from '../api-client.js';
+import { apiTokenFile } from '../api-token.js';
+import { type Cluster, startCluster } from '../cluster.js';
 import { followLogs } from '../logs.js';
-import { positiveInteger } from '../options.js';
+import { nonNegativeInteger, positiveInteger } from '../options.js';
 import { printTable } from '../table.js';
 import { followRun, renderBars, renderRun } from '../watch.js';
 
@@ -19,12 +20,13 @@ export function registerService(program: Command): void {
     .option('--workers <n>', 'worker processes (default: one per core)', positiveInteger, cpus().length)
     .option('--json', 'end by printing the finished run record as JSON', false)
     .option('--spec <file>', 'run this spec (JSON) instead of the built-in demo')
-    .action(async (options: { workers: number; json: boolean; spec?: string }) => {
+    .option(NO_AUTH, NO_AUTH_HELP)
+    .action(async (options: { workers: number; json: boolean; spec?: string; auth: boolean }) => {
       const spec = options.spec ? readSpec(options.spec) : DEMO_RUN;
       const state = stateFolder();
-      const cluster = await startCluster({ stateFolder: state, workers: options.workers });
+      const cluster = await startCluster({ stateFolder: state, workers: options.workers, auth: options.auth });
       process.stderr.write(
-        `cluster: api ${cluster.apiUrl} (dashboard ${cluster.apiUrl}/ui), redis ${cluster.redisUrl}, ${options.workers} workers; state in ${state}\n`,
+        `cluster: api ${cluster.apiUrl}, redis ${cluster.redisUrl}, ${options.workers} workers; state in ${state}\n${access(cluster, state)}`,
       );
       const stop = async () => {
         await cluster.stop();
@@ -32,7 +34,7 @@ export function registerService(program: Command): void {
       };
       process.once('SIGINT', stop);
       try {
-        const client = apiClientFromEnv(cluster.apiUrl);
+        const client = new ApiClient(cluster.apiUrl, cluster.token);
         const { id } = await client.submit(spec);
         const run = await followRun(client, id);
         if (run.status !== 'completed')
@@ -48,13 +50,19 @@ export function registerService(program: Command): void {
   program
     .command('up')
     .description('Run a local cluster (Redis, API, merge service, workers) until interrupted.')
-    .option('--workers <n>', 'worker processes (default: one per core)', positiveInteger, cpus().length)
+    .option('--workers <n>', 'worker processes, 0 for none (default: one per core)', nonNegativeInteger, cpus().length)
     .option('--port <n>', 'API port', positiveInteger, 8080)
-    .action(async (options: { workers: number; port: number }) => {
+    .option(NO_AUTH, NO_AUTH_HELP)
+    .action(async (options: { workers: number; port: number; auth: boolean }) => {
       const state = stateFolder();
-      const cluster = await startCluster({ stateFolder: state, workers: options.workers, port: options.port });
+      const cluster = await startCluster({
+        stateFolder: state,
+        workers: options.workers,
+        port: options.port,
+        auth: options.auth,
+      });
       process.stderr.write(
-        `grove is up: api ${cluster.apiUrl} (docs at /docs), redis ${cluster.redisUrl}, ${options.workers} workers; Ctrl-C stops\n`,
+        `grove is up: api ${cluster.apiUrl} (docs at /docs), redis ${cluster.redisUrl}, ${options.workers} workers; Ctrl-C stops\n${access(cluster, state)}`,
       );
       await new Promise<void>((done) => {
         process.once('SIGINT', done);
@@ -136,6 +144,19 @@ export function registerService(program: Command): void {
     .action(async (id: string, options: { api?: string }) => {
       await followLogs(apiClientFromEnv(options.api), id, (line) => process.stdout.write(`${line}\n`));
     });
+}
+
+const NO_AUTH = '--no-auth';
+const NO_AUTH_HELP = 'serve the API without a token: anyone on this machine can use it';
+
+/** How to reach the API: the token and where it is kept, and the dashboard link that carries it. */
+function access(cluster: Cluster, state: string): string {
+  if (!cluster.token) return `dashboard ${cluster.dashboardUrl} (no token: open to every user of this machine)\n`;
+  return [
+    `token ${cluster.token} (in ${apiTokenFile(state)}, which grove commands read; or set GROVE_API_TOKEN)`,
+    `dashboard ${cluster.dashboardUrl}`,
+    '',
+  ].join('\n');
 }
 
 function readSpec(file: string): unknown {
