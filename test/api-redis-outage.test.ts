@@ -33,6 +33,7 @@ describe('API during a Redis outage', { timeout: 120_000 }, () => {
   before(async () => {
     redis = await startPrivateRedis(state);
     probe = connectRedis(redis.url);
+    probe.on('error', () => {}); // refused once Redis is killed: expected
     const port = await freePort();
     process.env.GROVE_STATE_DIR = state;
     api = await startApi({
