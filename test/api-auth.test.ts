@@ -168,6 +168,20 @@ describe('API access control', () => {
       assert.match(stored, /^grove:idempotency:[0-9a-f]{64}$/, 'keys are stored hashed, at a fixed length');
   });
 
+  it('sheds load with 503 and Retry-After while the event loop lags', async () => {
+    // Sustained lag, as from synchronous work in handlers: every turn of the loop waits 1.5 s.
+    for (let turn = 0; turn < 3; turn++) {
+      const blockedUntil = Date.now() + 1_500;
+      while (Date.now() < blockedUntil);
+      await new Promise((wake) => setTimeout(wake, 1));
+    }
+    const shed = await send(port, 'GET', '/v1/runs', bearer('alpha'));
+    assert.equal(shed.status, 503, shed.body);
+    assert.ok(Number(shed.headers['retry-after']) > 0);
+    await new Promise((wake) => setTimeout(wake, 2_500));
+    assert.equal((await send(port, 'GET', '/v1/runs', bearer('alpha'))).status, 200, 'and recovers');
+  });
+
   it('limits how fast one caller submits', async () => {
     const limited = await buildApi({ scheduler, stateFolder: state, tokens: ['alpha'], postsPerMinute: 3 });
     const post = () =>

@@ -128,7 +128,8 @@ export async function buildApi({
         .code(503)
         .header('retry-after', String(RETRY_AFTER_SECONDS))
         .send({ error: `Redis is not reachable; retry in ${RETRY_AFTER_SECONDS} s.` });
-    const status = error.statusCode && error.statusCode < 500 ? error.statusCode : 500;
+    // 503 is load shedding (under-pressure has set Retry-After); other 5xx are ours to hide.
+    const status = error.statusCode && (error.statusCode < 500 || error.statusCode === 503) ? error.statusCode : 500;
     if (status === 500) app.log.error(error);
     return reply.code(status).send({ error: status === 500 ? 'Internal error; see the API log.' : error.message });
   });
