@@ -5,49 +5,25 @@
  */
 import assert from 'node:assert/strict';
 import { mkdirSync, mkdtempSync, symlinkSync, writeFileSync } from 'node:fs';
-import { request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { buildApi } from '@grove/api/server';
-import { connectRedis, type PrivateRedis, RunScheduler, startPrivateRedis } from '@grove/jobs';
-import type { FastifyInstance } from 'fastify';
-import type { Redis } from 'ioredis';
+import { type ListeningApi, listenApi, send as sendTo } from './api-server.js';
 
 const AUTH = { authorization: 'Bearer secret' };
-
-/** A raw HTTP request: the path goes on the wire exactly as written. */
-function send(port: number, method: string, path: string, body?: unknown) {
-  const headers: Record<string, string> = body === undefined ? AUTH : { ...AUTH, 'content-type': 'application/json' };
-  return new Promise<{ status: number; body: string }>((resolve, reject) => {
-    const outgoing = request({ host: '127.0.0.1', port, method, path, headers }, (response) => {
-      let text = '';
-      response.setEncoding('utf8');
-      response.on('data', (chunk) => {
-        text += chunk;
-      });
-      response.on('end', () => resolve({ status: response.statusCode ?? 0, body: text }));
-    });
-    outgoing.on('error', reject);
-    outgoing.end(body === undefined ? undefined : JSON.stringify(body));
-  });
-}
 
 describe('artifact confinement and listing', () => {
   const state = mkdtempSync(join(tmpdir(), 'grove-api-files-'));
   const outside = mkdtempSync(join(tmpdir(), 'grove-outside-'));
   const run = join(state, 'runs', 'files-run');
-  let redis: PrivateRedis;
-  let connection: Redis;
-  let scheduler: RunScheduler;
-  let app: FastifyInstance;
-  let port: number;
-  const get = (path: string) => send(port, 'GET', path);
+  let api: ListeningApi;
+  const send = (method: string, path: string, body?: unknown) =>
+    body === undefined
+      ? sendTo(api.port, method, path, AUTH)
+      : sendTo(api.port, method, path, { ...AUTH, 'content-type': 'application/json' }, JSON.stringify(body));
+  const get = (path: string) => send('GET', path);
 
   before(async () => {
-    redis = await startPrivateRedis(state);
-    connection = connectRedis(redis.url);
-    scheduler = new RunScheduler(connection);
     mkdirSync(join(run, 'experts', 'press'), { recursive: true });
     writeFileSync(join(run, 'report.json'), '{"ok":true}');
     writeFileSync(join(outside, 'secret.txt'), 'top secret');
@@ -55,16 +31,9 @@ describe('artifact confinement and listing', () => {
     symlinkSync(join(outside, 'secret.txt'), join(run, 'leak.txt'));
     symlinkSync(outside, join(run, 'elsewhere'));
     symlinkSync(outside, join(run, 'experts', 'fiction'));
-    app = await buildApi({ scheduler, stateFolder: state, tokens: ['secret'] });
-    await app.listen({ host: '127.0.0.1', port: 0 });
-    port = (app.server.address() as { port: number }).port;
+    api = await listenApi(state, ['secret']);
   });
-  after(async () => {
-    await app.close();
-    await scheduler.close();
-    connection.disconnect();
-    await redis.stop();
-  });
+  after(() => api.stop());
 
   it('refuses run ids that are paths, on every route', async () => {
     const climb = '..%2F'.repeat(7);
@@ -81,7 +50,7 @@ describe('artifact confinement and listing', () => {
       ['POST', '/v1/runs/%2e%2e/sample'],
     ];
     for (const [method, path] of cases) {
-      const answer = await send(port, method, path, method === 'POST' ? { domain: 'press', model: 'seed' } : undefined);
+      const answer = await send(method, path, method === 'POST' ? { domain: 'press', model: 'seed' } : undefined);
       assert.equal(answer.status, 400, `${method} ${path} → ${answer.status} ${answer.body.slice(0, 100)}`);
       assert.deepEqual(JSON.parse(answer.body).fields[0].path, 'id', `${method} ${path} names the field`);
     }
@@ -100,7 +69,7 @@ describe('artifact confinement and listing', () => {
 
   it('samples and lists models only inside the run folder', async () => {
     for (const model of ['experts/fiction', 'elsewhere', '../../../tmp']) {
-      const answer = await send(port, 'POST', '/v1/runs/files-run/sample', { model });
+      const answer = await send('POST', '/v1/runs/files-run/sample', { model });
       assert.equal(answer.status, 400, `${model} → ${answer.status} ${answer.body}`);
     }
     const models = JSON.parse((await get('/v1/runs/files-run/models')).body).models;

@@ -6,63 +6,31 @@
  */
 import assert from 'node:assert/strict';
 import { mkdtempSync } from 'node:fs';
-import { request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { buildApi } from '@grove/api/server';
-import { connectRedis, type PrivateRedis, RunScheduler, startPrivateRedis } from '@grove/jobs';
-import type { FastifyInstance } from 'fastify';
+import type { RunScheduler } from '@grove/jobs';
 import type { Redis } from 'ioredis';
-
-interface Answer {
-  status: number;
-  headers: Record<string, string | string[] | undefined>;
-  body: string;
-}
-
-/** A raw HTTP request: the path goes on the wire exactly as written (no URL normalisation). */
-function send(port: number, method: string, path: string, headers: Record<string, string> = {}, body?: string) {
-  return new Promise<Answer>((resolve, reject) => {
-    const outgoing = request({ host: '127.0.0.1', port, method, path, headers }, (response) => {
-      let text = '';
-      response.setEncoding('utf8');
-      response.on('data', (chunk) => {
-        text += chunk;
-      });
-      response.on('end', () => resolve({ status: response.statusCode ?? 0, headers: response.headers, body: text }));
-    });
-    outgoing.on('error', reject);
-    outgoing.end(body);
-  });
-}
+import { type ListeningApi, listenApi, send as sendTo } from './api-server.js';
 
 const RUN = JSON.stringify({ domains: ['press'] });
 const JSON_BODY = { 'content-type': 'application/json' };
 
 describe('API access control', () => {
   const state = mkdtempSync(join(tmpdir(), 'grove-api-auth-'));
-  let redis: PrivateRedis;
+  let api: ListeningApi;
   let connection: Redis;
   let scheduler: RunScheduler;
-  let app: FastifyInstance;
-  let port: number;
   const bearer = (token: string) => ({ authorization: `Bearer ${token}` });
+  const send = (method: string, path: string, headers?: Record<string, string>, body?: string) =>
+    sendTo(api.port, method, path, headers, body);
 
   before(async () => {
-    redis = await startPrivateRedis(state);
-    connection = connectRedis(redis.url);
-    scheduler = new RunScheduler(connection);
-    app = await buildApi({ scheduler, stateFolder: state, tokens: ['alpha', 'beta'] });
-    await app.listen({ host: '127.0.0.1', port: 0 });
-    port = (app.server.address() as { port: number }).port;
+    api = await listenApi(state, ['alpha', 'beta']);
+    ({ connection, scheduler } = api);
   });
-  after(async () => {
-    await app.close();
-    await scheduler.close();
-    connection.disconnect();
-    await redis.stop();
-  });
+  after(() => api.stop());
 
   it('refuses every spelling of a protected path without a token', async () => {
     const cases: [string, string][] = [
@@ -80,13 +48,7 @@ describe('API access control', () => {
       ['GET', '/%76%31/no-such-route'],
     ];
     for (const [method, path] of cases) {
-      const answer = await send(
-        port,
-        method,
-        path,
-        method === 'POST' ? JSON_BODY : {},
-        method === 'POST' ? RUN : undefined,
-      );
+      const answer = await send(method, path, method === 'POST' ? JSON_BODY : {}, method === 'POST' ? RUN : undefined);
       assert.equal(answer.status, 401, `${method} ${path} → ${answer.status} ${answer.body.slice(0, 80)}`);
       assert.doesNotMatch(answer.body, /route|runs/i, `${method} ${path} says nothing about what exists`);
     }
@@ -96,27 +58,24 @@ describe('API access control', () => {
       'no run was created',
     );
     for (const path of ['/healthz', '/readyz', '/%68ealthz'])
-      assert.equal((await send(port, 'GET', path)).status, 200, `${path} needs no token`);
-    assert.equal((await send(port, 'GET', '/%76%31/runs', bearer('alpha'))).status, 200, 'decoded routes still work');
-    assert.equal((await send(port, 'GET', '/v1/runs', bearer('alphax'))).status, 401);
-    assert.equal((await send(port, 'GET', '/v1/runs', bearer('alph'))).status, 401);
+      assert.equal((await send('GET', path)).status, 200, `${path} needs no token`);
+    assert.equal((await send('GET', '/%76%31/runs', bearer('alpha'))).status, 200, 'decoded routes still work');
+    assert.equal((await send('GET', '/v1/runs', bearer('alphax'))).status, 401);
+    assert.equal((await send('GET', '/v1/runs', bearer('alph'))).status, 401);
   });
 
   it('refuses a Host that is not this server (DNS rebinding)', async () => {
-    const rebound = await send(port, 'GET', '/healthz', { host: 'attacker.example' });
+    const rebound = await send('GET', '/healthz', { host: 'attacker.example' });
     assert.equal(rebound.status, 421);
     assert.match(rebound.body, /GROVE_API_HOSTS/);
-    assert.equal(
-      (await send(port, 'GET', '/v1/runs', { ...bearer('alpha'), host: 'attacker.example:80' })).status,
-      421,
-    );
-    for (const host of [`127.0.0.1:${port}`, `localhost:${port}`, `[::1]:${port}`])
-      assert.equal((await send(port, 'GET', '/healthz', { host })).status, 200, host);
+    assert.equal((await send('GET', '/v1/runs', { ...bearer('alpha'), host: 'attacker.example:80' })).status, 421);
+    for (const host of [`127.0.0.1:${api.port}`, `localhost:${api.port}`, `[::1]:${api.port}`])
+      assert.equal((await send('GET', '/healthz', { host })).status, 200, host);
   });
 
   it('trades a dashboard token for an expiring HttpOnly session cookie and takes the token out of the address', async () => {
-    assert.equal((await send(port, 'GET', '/ui?token=wrong')).status, 401);
-    const exchange = await send(port, 'GET', '/ui?token=alpha');
+    assert.equal((await send('GET', '/ui?token=wrong')).status, 401);
+    const exchange = await send('GET', '/ui?token=alpha');
     assert.equal(exchange.status, 303);
     assert.equal(exchange.headers.location, '/ui');
     const cookie = String(exchange.headers['set-cookie']);
@@ -127,29 +86,23 @@ describe('API access control', () => {
     assert.doesNotMatch(cookie, /alpha/, 'the token never goes into a cookie');
     const session = cookie.split(';')[0];
 
-    assert.equal((await send(port, 'GET', '/ui', { cookie: session })).status, 200);
-    assert.equal((await send(port, 'GET', '/v1/runs', { cookie: session })).status, 200, 'the dashboard reads runs');
-    assert.equal((await send(port, 'GET', '/v1/runs', { cookie: 'grove_session=forged' })).status, 401);
+    assert.equal((await send('GET', '/ui', { cookie: session })).status, 200);
+    assert.equal((await send('GET', '/v1/runs', { cookie: session })).status, 200, 'the dashboard reads runs');
+    assert.equal((await send('GET', '/v1/runs', { cookie: 'grove_session=forged' })).status, 401);
     // The raw token in a cookie or the query string is no credential for the JSON API.
-    assert.equal((await send(port, 'GET', '/v1/runs', { cookie: 'grove_token=alpha' })).status, 401);
-    assert.equal((await send(port, 'GET', '/v1/runs?token=alpha')).status, 401);
+    assert.equal((await send('GET', '/v1/runs', { cookie: 'grove_token=alpha' })).status, 401);
+    assert.equal((await send('GET', '/v1/runs?token=alpha')).status, 401);
 
-    const forged = await send(port, 'POST', '/v1/runs', { ...JSON_BODY, cookie: session }, RUN);
+    const forged = await send('POST', '/v1/runs', { ...JSON_BODY, cookie: session }, RUN);
     assert.equal(forged.status, 403, 'a cookie alone cannot change anything (CSRF)');
     assert.match(forged.body, /x-grove-ui/);
-    const fromDashboard = await send(
-      port,
-      'POST',
-      '/v1/runs',
-      { ...JSON_BODY, cookie: session, 'x-grove-ui': '1' },
-      RUN,
-    );
+    const fromDashboard = await send('POST', '/v1/runs', { ...JSON_BODY, cookie: session, 'x-grove-ui': '1' }, RUN);
     assert.equal(fromDashboard.status, 202);
   });
 
   it('bounds idempotency keys and keeps each caller’s keys its own', async () => {
     const submit = (token: string, key: string) =>
-      send(port, 'POST', '/v1/runs', { ...JSON_BODY, ...bearer(token), 'idempotency-key': key }, RUN);
+      send('POST', '/v1/runs', { ...JSON_BODY, ...bearer(token), 'idempotency-key': key }, RUN);
     const huge = await submit('alpha', 'k'.repeat(12_000));
     assert.equal(huge.status, 400);
     assert.equal(JSON.parse(huge.body).fields[0].path, 'idempotency-key');
@@ -175,11 +128,11 @@ describe('API access control', () => {
       while (Date.now() < blockedUntil);
       await new Promise((wake) => setTimeout(wake, 1));
     }
-    const shed = await send(port, 'GET', '/v1/runs', bearer('alpha'));
+    const shed = await send('GET', '/v1/runs', bearer('alpha'));
     assert.equal(shed.status, 503, shed.body);
     assert.ok(Number(shed.headers['retry-after']) > 0);
     await new Promise((wake) => setTimeout(wake, 2_500));
-    assert.equal((await send(port, 'GET', '/v1/runs', bearer('alpha'))).status, 200, 'and recovers');
+    assert.equal((await send('GET', '/v1/runs', bearer('alpha'))).status, 200, 'and recovers');
   });
 
   it('limits how fast one caller submits', async () => {
