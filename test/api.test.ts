@@ -63,11 +63,11 @@ describe('REST API', () => {
   });
 
   it('documents the API and the run spec in OpenAPI', async () => {
-    const document = (await app.inject({ method: 'GET', url: '/openapi.json' })).json();
+    const document = (await app.inject({ method: 'GET', url: '/openapi.json', headers: auth })).json();
     assert.ok(document.paths['/v1/runs'].post);
     const body = document.paths['/v1/runs'].post.requestBody.content['application/json'].schema;
     assert.ok(body.properties.domains && body.properties.seed && body.properties.experts);
-    assert.equal((await app.inject({ method: 'GET', url: '/docs' })).statusCode < 400, true);
+    assert.equal((await app.inject({ method: 'GET', url: '/docs', headers: auth })).statusCode < 400, true);
   });
 
   it('answers unknown runs with 404, path escapes with 400, and never 5xx for bad input', async () => {

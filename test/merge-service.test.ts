@@ -33,6 +33,7 @@ interface RunView {
 
 describe('merge service end to end', { timeout: 600_000 }, () => {
   let cluster: Cluster;
+  const auth = () => ({ authorization: `Bearer ${cluster.token}` });
   let stateFolder: string;
   before(async () => {
     stateFolder = mkdtempSync(join(tmpdir(), 'grove-merge-'));
@@ -45,14 +46,14 @@ describe('merge service end to end', { timeout: 600_000 }, () => {
   it('builds and scores every method, fine-tunes BTX and DS-MoE after the merge, and trains the dense baseline', async () => {
     const submitted = await fetch(`${cluster.apiUrl}/v1/runs`, {
       method: 'POST',
-      headers: { 'content-type': 'application/json' },
+      headers: { 'content-type': 'application/json', ...auth() },
       body: JSON.stringify(EVERY_METHOD_RUN),
     });
     assert.equal(submitted.status, 202);
     let run: RunView | undefined;
     const deadline = Date.now() + 500_000;
     while (Date.now() < deadline) {
-      run = (await (await fetch(`${cluster.apiUrl}/v1/runs/every-method`)).json()) as RunView;
+      run = (await (await fetch(`${cluster.apiUrl}/v1/runs/every-method`, { headers: auth() })).json()) as RunView;
       if (['completed', 'failed', 'cancelled'].includes(run.status)) break;
       await new Promise((wake) => setTimeout(wake, 500));
     }
@@ -130,7 +131,7 @@ describe('merge service end to end', { timeout: 600_000 }, () => {
     const grow = (body: unknown, id = 'every-method') =>
       fetch(`${cluster.apiUrl}/v1/runs/${id}/experts`, {
         method: 'POST',
-        headers: { 'content-type': 'application/json' },
+        headers: { 'content-type': 'application/json', ...auth() },
         body: JSON.stringify(body),
       });
     assert.equal((await grow({ domain: 'lore' }, 'no-such-run')).status, 404);
@@ -145,7 +146,7 @@ describe('merge service end to end', { timeout: 600_000 }, () => {
     let run: RunView | undefined;
     const deadline = Date.now() + 400_000;
     while (Date.now() < deadline) {
-      run = (await (await fetch(`${cluster.apiUrl}/v1/runs/every-method`)).json()) as RunView;
+      run = (await (await fetch(`${cluster.apiUrl}/v1/runs/every-method`, { headers: auth() })).json()) as RunView;
       if (['completed', 'failed', 'cancelled'].includes(run.status)) break;
       await new Promise((wake) => setTimeout(wake, 500));
     }

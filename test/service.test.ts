@@ -34,9 +34,10 @@ async function api(
   body?: unknown,
   headers: Record<string, string> = {},
 ) {
+  const auth = { authorization: `Bearer ${cluster.token}`, ...headers };
   const response = await fetch(`${cluster.apiUrl}${path}`, {
     method,
-    headers: body === undefined ? headers : { 'content-type': 'application/json', ...headers },
+    headers: body === undefined ? auth : { 'content-type': 'application/json', ...auth },
     body: body === undefined ? undefined : typeof body === 'string' ? body : JSON.stringify(body),
   });
   return { status: response.status, body: (await response.json().catch(() => ({}))) as Record<string, unknown> };
@@ -101,8 +102,8 @@ describe('service end to end', { timeout: 900_000 }, () => {
     for (const row of run.rows ?? [])
       assert.ok(row.bitsPerByte > 0.5 && row.bitsPerByte < 9, `${row.model} ${row.bitsPerByte}`);
     assert.ok(run.jobs.every((job) => job.state === 'completed'));
-    const listing = await api(cluster, 'GET', '/v1/runs/rest-run/artifacts/');
-    assert.ok((listing.body.files as string[]).includes('merged/linear/model.safetensors'));
+    const listing = await api(cluster, 'GET', '/v1/runs/rest-run/artifacts/merged/linear/');
+    assert.ok((listing.body.entries as { name: string }[]).some((entry) => entry.name === 'model.safetensors'));
     const metrics = await api(cluster, 'GET', '/v1/runs/rest-run/metrics');
     assert.ok((metrics.body.points as unknown[]).length > 0);
   });

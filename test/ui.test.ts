@@ -38,6 +38,7 @@ interface Point {
 
 describe('dashboard and metrics', { timeout: 600_000 }, () => {
   let cluster: Cluster;
+  const auth = () => ({ authorization: `Bearer ${cluster.token}` });
   let browser: Browser;
   let page: Page;
 
@@ -50,12 +51,12 @@ describe('dashboard and metrics', { timeout: 600_000 }, () => {
     });
     const submitted = await fetch(`${cluster.apiUrl}/v1/runs`, {
       method: 'POST',
-      headers: { 'content-type': 'application/json' },
+      headers: { 'content-type': 'application/json', ...auth() },
       body: JSON.stringify(RUN),
     });
     assert.equal(submitted.status, 202);
     for (;;) {
-      const run = (await (await fetch(`${cluster.apiUrl}/v1/runs/ui-run`)).json()) as {
+      const run = (await (await fetch(`${cluster.apiUrl}/v1/runs/ui-run`, { headers: auth() })).json()) as {
         status: string;
         error?: string;
       };
@@ -72,7 +73,9 @@ describe('dashboard and metrics', { timeout: 600_000 }, () => {
   });
 
   it('lists the run and shows its job graph, curves, eval table and sampled text', async () => {
-    await page.goto(`${cluster.apiUrl}/ui`);
+    // The printed link carries the token; the page trades it for a session cookie and drops it from the address.
+    await page.goto(cluster.dashboardUrl);
+    assert.equal(page.url(), `${cluster.apiUrl}/ui`);
     await page.click('a[href="#/runs/ui-run"]');
     await page.waitForSelector('#eval-table');
     await page.waitForSelector('[data-chart="loss"] canvas');
@@ -83,8 +86,11 @@ describe('dashboard and metrics', { timeout: 600_000 }, () => {
     assert.equal(await page.textContent('#run-status'), 'completed');
 
     // One curve per training job and replica, one bytes-per-round curve per replica that synced.
-    const points = ((await (await fetch(`${cluster.apiUrl}/v1/runs/ui-run/metrics`)).json()) as { points: Point[] })
-      .points;
+    const points = (
+      (await (await fetch(`${cluster.apiUrl}/v1/runs/ui-run/metrics`, { headers: auth() })).json()) as {
+        points: Point[];
+      }
+    ).points;
     const label = (p: Point) => `${p.job}#${p.replica ?? ''}`;
     const trained = new Set(points.filter((p) => p.kind !== 'round' && p.loss !== undefined).map(label));
     const synced = new Set(points.filter((p) => p.kind === 'round').map(label));
@@ -120,7 +126,13 @@ describe('dashboard and metrics', { timeout: 600_000 }, () => {
   });
 
   it('writes a self-contained report.html that opens offline', async () => {
-    const response = await fetch(`${cluster.apiUrl}/v1/runs/ui-run/artifacts/report.html`);
+    const url = `${cluster.apiUrl}/v1/runs/ui-run/artifacts/report.html`;
+    let response = await fetch(url, { headers: auth() });
+    if (response.status === 503) {
+      // Sampling just before ran in the API's event loop, which sheds load until it recovers: come back as told.
+      await new Promise((wake) => setTimeout(wake, Number(response.headers.get('retry-after')) * 1000));
+      response = await fetch(url, { headers: auth() });
+    }
     assert.equal(response.status, 200);
     const report = await response.text();
     assert.doesNotMatch(report, /(src|href)="https?:/, 'the report loads nothing from the network');
@@ -141,6 +153,7 @@ describe('dashboard and metrics', { timeout: 600_000 }, () => {
     const grove = (...args: string[]) =>
       spawnSync(process.execPath, [join(ROOT, 'bin', 'grove.mjs'), ...args, '--api', cluster.apiUrl], {
         encoding: 'utf8',
+        env: { ...process.env, GROVE_API_TOKEN: cluster.token },
       });
     const logs = grove('logs', 'ui-run');
     assert.equal(logs.status, 0, logs.stderr);
@@ -170,7 +183,7 @@ describe('dashboard and metrics', { timeout: 600_000 }, () => {
     // Workers publish every few seconds: wait for the last job's numbers.
     let text = '';
     for (let i = 0; i < 20; i++) {
-      text = await (await fetch(`${cluster.apiUrl}/metrics`)).text();
+      text = await (await fetch(`${cluster.apiUrl}/metrics`, { headers: auth() })).text();
       if (value(text, /^grove_localsgd_rounds_total\{/) > 0) break;
       await new Promise((resolve) => setTimeout(resolve, 500));
     }

@@ -3,21 +3,46 @@
  *
  *   REDIS_URL=redis://… GROVE_API_TOKENS=secret1,secret2 PORT=8080 node --import tsx apps/api/src/main.ts
  *
- * Without GROVE_API_TOKENS it refuses any address but loopback.
+ * Without GROVE_API_TOKENS it refuses any address but loopback. It answers only requests whose
+ * Host is a loopback name, the address it listens on, or one of GROVE_API_HOSTS (comma-separated).
  */
 import { fileURLToPath } from 'node:url';
-import { connectRedis, RunScheduler, runServiceProcess, stateFolder } from '@grove/jobs';
+import { connectRedis, createLogger, RunScheduler, runServiceProcess, stateFolder } from '@grove/jobs';
+import type { FastifyBaseLogger } from 'fastify';
+import { LOOPBACK_HOSTS } from './hosts.js';
+import { connectApiRedis } from './redis.js';
 import { buildApi } from './server.js';
 
-const LOOPBACK = ['127.0.0.1', '::1', 'localhost'];
+export interface StartApiOptions {
+  redisUrl: string;
+  host: string;
+  port: number;
+  tokens: string[];
+  /** More host names to answer to (GROVE_API_HOSTS). */
+  extraHosts?: string[];
+  logger?: FastifyBaseLogger;
+}
 
-export async function startApi(options: { redisUrl: string; host: string; port: number; tokens: string[] }) {
-  if (options.tokens.length === 0 && !LOOPBACK.includes(options.host)) {
+export async function startApi(options: StartApiOptions) {
+  if (options.tokens.length === 0 && !LOOPBACK_HOSTS.includes(options.host)) {
     throw new Error(`Refusing to serve ${options.host} without GROVE_API_TOKENS: set tokens or bind 127.0.0.1.`);
   }
-  const connection = connectRedis(options.redisUrl);
+  const logger = options.logger ?? createLogger('api');
+  const connection = connectApiRedis(options.redisUrl);
+  connection.on('error', (error) => logger.warn({ err: error }, 'redis connection error'));
+  // The metrics' queue event readers block on Redis: they copy this connection's options, not the fail-fast ones.
+  const eventsConnection = connectRedis(options.redisUrl);
+  eventsConnection.on('error', (error) => logger.warn({ err: error }, 'redis connection error'));
   const scheduler = new RunScheduler(connection);
-  const app = await buildApi({ scheduler, stateFolder: stateFolder(), tokens: options.tokens });
+  const app = await buildApi({
+    scheduler,
+    stateFolder: stateFolder(),
+    tokens: options.tokens,
+    host: options.host,
+    extraHosts: options.extraHosts,
+    logger,
+    eventsConnection,
+  });
   const address = await app.listen({ host: options.host, port: options.port });
   return {
     address,
@@ -25,20 +50,25 @@ export async function startApi(options: { redisUrl: string; host: string; port: 
       await app.close();
       await scheduler.close();
       connection.disconnect();
+      eventsConnection.disconnect();
     },
   };
 }
 
-if (process.argv[1] === fileURLToPath(import.meta.url)) {
-  const tokens = (process.env.GROVE_API_TOKENS ?? '')
+const list = (value: string | undefined) =>
+  (value ?? '')
     .split(',')
-    .map((token) => token.trim())
+    .map((item) => item.trim())
     .filter(Boolean);
+
+if (process.argv[1] === fileURLToPath(import.meta.url)) {
+  const tokens = list(process.env.GROVE_API_TOKENS);
   const host = process.env.HOST ?? '127.0.0.1';
   const port = Number(process.env.PORT ?? 8080);
   await runServiceProcess(
     'api',
-    ({ redisUrl }) => startApi({ redisUrl, host, port, tokens }),
+    ({ redisUrl, logger }) =>
+      startApi({ redisUrl, host, port, tokens, extraHosts: list(process.env.GROVE_API_HOSTS), logger }),
     `listening on http://${host}:${port}${tokens.length ? '' : ' without a token: loopback only, open to anyone on this machine'}`,
   );
 }

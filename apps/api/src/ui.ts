@@ -5,17 +5,18 @@
  * node_modules: the page works without internet.
  */
 import { createHash } from 'node:crypto';
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import { dirname, join, resolve, sep } from 'node:path';
+import { dirname, join } from 'node:path';
 import { createBullBoard } from '@bull-board/api';
 import { BullMQAdapter } from '@bull-board/api/bullMQAdapter';
 import { FastifyAdapter } from '@bull-board/fastify';
 import fastifyStatic from '@fastify/static';
-import { artifactPaths, type RunScheduler } from '@grove/jobs';
+import type { RunScheduler } from '@grove/jobs';
 import { MODEL_FILE } from '@grove/store';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { z } from 'zod';
+import { resolveInsideRun } from './artifacts.js';
 import { eventLimitsFromEnv, RunEventHub } from './events.js';
 import {
   SampleAbortedError,
@@ -24,6 +25,7 @@ import {
   SamplingPool,
   samplingLimitsFromEnv,
 } from './sampling/pool.js';
+import { RunIdParams } from './schemas.js';
 
 const UI_FOLDER = join(import.meta.dirname, 'ui');
 const UPLOT_FOLDER = join(dirname(createRequire(import.meta.url).resolve('uplot')), '..', 'dist');
@@ -96,7 +98,7 @@ export async function registerUi(app: FastifyInstance, scheduler: RunScheduler, 
   app.addHook('onClose', async () => hub.close());
   app.get(
     '/v1/runs/:id/events',
-    { schema: { summary: 'Server-sent events: the run and its new metric points' } },
+    { schema: { summary: 'Server-sent events: the run and its new metric points', params: RunIdParams } },
     async (request, reply) => {
       const { id } = request.params as { id: string };
       if (!(await runView(scheduler, id))) return reply.code(404).send({ error: `No run with id "${id}".` });
@@ -115,26 +117,29 @@ export async function registerUi(app: FastifyInstance, scheduler: RunScheduler, 
 
   app.get(
     '/v1/runs/:id/models',
-    { schema: { summary: 'The model folders of a run, for sampling' } },
+    { schema: { summary: 'The model folders of a run, for sampling', params: RunIdParams } },
     async (request) => {
       const { id } = request.params as { id: string };
-      const paths = artifactPaths(stateFolder, id);
       const run = await scheduler.runs.get(id);
-      const merged = existsSync(join(paths.run, 'merged')) ? readdirSync(join(paths.run, 'merged')).sort() : [];
+      const mergedFolder = await resolveInsideRun(stateFolder, id, 'merged');
+      const merged = mergedFolder ? readdirSync(mergedFolder).sort() : [];
       const candidates = [
         'seed',
         ...(run?.spec.domains ?? []).map((d) => `experts/${d.split('=')[0]}`),
         'dense',
         ...merged.map((folder) => `merged/${folder}`),
       ];
-      return { models: candidates.filter((model) => existsSync(join(paths.run, model, MODEL_FILE))) };
+      const found = await Promise.all(
+        candidates.map((model) => resolveInsideRun(stateFolder, id, join(model, MODEL_FILE)).catch(() => undefined)),
+      );
+      return { models: candidates.filter((_, i) => found[i]) };
     },
   );
 
   const pool = new SamplingPool(samplingLimitsFromEnv());
   app.post(
     '/v1/runs/:id/sample',
-    { schema: { summary: 'Sample text from one of the run’s models' } },
+    { schema: { summary: 'Sample text from one of the run’s models', params: RunIdParams } },
     async (request, reply) => {
       const { id } = request.params as { id: string };
       const parsed = SampleRequest.safeParse(request.body ?? {});
@@ -143,9 +148,8 @@ export async function registerUi(app: FastifyInstance, scheduler: RunScheduler, 
         return reply.code(400).send({ error: `Invalid sample request: ${fields.join('; ')}.` });
       }
       const { model, ...options } = parsed.data;
-      const folder = modelFolder(stateFolder, id, model);
-      if (!folder) return reply.code(400).send({ error: 'That model path leaves the run folder.' });
-      if (!existsSync(join(folder, MODEL_FILE)))
+      const folder = await resolveInsideRun(stateFolder, id, model);
+      if (!folder || !(await resolveInsideRun(stateFolder, id, join(model, MODEL_FILE))))
         return reply.code(404).send({ error: `No model at "${model}" in run ${id}.` });
       const clientLeft = new AbortController();
       reply.raw.on('close', () => {
@@ -169,11 +173,4 @@ export async function registerUi(app: FastifyInstance, scheduler: RunScheduler, 
 function callerOf(request: FastifyRequest): string {
   const token = request.headers.authorization;
   return token ? createHash('sha256').update(token).digest('hex') : request.ip;
-}
-
-/** The checkpoint folder `model` names inside the run's folder, or undefined when it points outside. */
-function modelFolder(stateFolder: string, runId: string, model: string): string | undefined {
-  const root = resolve(artifactPaths(stateFolder, runId).run);
-  const folder = resolve(root, model);
-  return folder.startsWith(root + sep) ? folder : undefined;
 }

@@ -1,6 +1,8 @@
 /** A small client for the Grove REST API, used by `grove submit`, `status` and `demo`. */
-import type { JobView, RunRecord } from '@grove/jobs';
+
+import { type JobView, type RunRecord, stateFolder } from '@grove/jobs';
 import { smokeBudget } from '@grove/train';
+import { readApiToken } from './api-token.js';
 
 export type RunView = RunRecord & { jobs: JobView[]; latestMetrics: Record<string, { loss?: number; step: number }> };
 
@@ -89,6 +91,8 @@ export class ApiClient {
   }
 }
 
+/** GROVE_API_TOKEN, else the token `grove up` wrote into the state folder (GROVE_STATE_DIR). */
 export function apiClientFromEnv(url?: string): ApiClient {
-  return new ApiClient(url ?? process.env.GROVE_API_URL ?? 'http://127.0.0.1:8080', process.env.GROVE_API_TOKEN);
+  const token = process.env.GROVE_API_TOKEN || readApiToken(stateFolder());
+  return new ApiClient(url ?? process.env.GROVE_API_URL ?? 'http://127.0.0.1:8080', token);
 }

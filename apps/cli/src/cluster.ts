@@ -1,13 +1,17 @@
 /**
  * A local Grove cluster as plain processes: Redis (REDIS_URL or a private server), the API,
- * the merge service and N workers — what docker-compose runs, without Docker.
+ * the merge service and N workers — what docker-compose runs, without Docker. The API takes a
+ * token generated at each start, kept in the state folder (readable by this user only), so the
+ * other users of the machine cannot drive it.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
-import { mkdirSync, openSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { chmodSync, mkdirSync, openSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { dataRootsFromEnv } from '@grove/data';
 import { freePort, redisForState } from '@grove/jobs';
+import { apiTokenFile } from './api-token.js';
 
 const APPS = fileURLToPath(new URL('../../', import.meta.url));
 
@@ -20,10 +24,16 @@ export interface ClusterOptions {
   env?: Record<string, string>;
   /** Folders runs may name as domains, besides those in GROVE_DATA_ROOTS. */
   dataRoots?: string[];
+  /** Generate a token the API requires (the default); false leaves it open to every local user. */
+  auth?: boolean;
 }
 
 export interface Cluster {
   apiUrl: string;
+  /** The API's bearer token (also in `<state>/api-token`); undefined without auth. */
+  token?: string;
+  /** The dashboard; its link carries the token, which the page trades for a session cookie. */
+  dashboardUrl: string;
   redisUrl: string;
   workers: ChildProcess[];
   /** Starts one more worker (scale up, or replace a killed one). */
@@ -35,6 +45,7 @@ export async function startCluster(options: ClusterOptions): Promise<Cluster> {
   mkdirSync(join(options.stateFolder, 'logs'), { recursive: true });
   const redis = await redisForState(options.stateFolder);
   const port = options.port ?? (await freePort());
+  const token = options.auth === false ? undefined : writeApiToken(options.stateFolder);
   const env = {
     ...process.env,
     ...options.env,
@@ -46,22 +57,33 @@ export async function startCluster(options: ClusterOptions): Promise<Cluster> {
   };
   const children: ChildProcess[] = [];
   let serial = 0;
-  const start = (app: string) => {
+  const start = (app: string, own: Record<string, string> = {}) => {
     const log = openSync(join(options.stateFolder, 'logs', `${app}-${serial++}.log`), 'a');
     const child = spawn(process.execPath, ['--import', 'tsx', join(APPS, app, 'src', 'main.ts')], {
-      env,
+      env: { ...env, ...own },
       stdio: ['ignore', log, log],
     });
     children.push(child);
     return child;
   };
-  start('api');
+  start('api', { GROVE_API_TOKENS: token ?? '' });
   start('merger');
   const workers = Array.from({ length: options.workers }, () => start('worker'));
   const apiUrl = `http://127.0.0.1:${port}`;
-  await waitForApi(apiUrl, children);
+  const stop = async () => {
+    await Promise.all(children.map((child) => stopProcess(child)));
+    await redis.privateServer?.stop();
+  };
+  try {
+    await waitForApi(apiUrl, children);
+  } catch (error) {
+    await stop(); // nothing outlives a cluster that did not start
+    throw error;
+  }
   return {
     apiUrl,
+    token,
+    dashboardUrl: token ? `${apiUrl}/ui?token=${token}` : `${apiUrl}/ui`,
     redisUrl: redis.url,
     workers,
     addWorker() {
@@ -69,15 +91,24 @@ export async function startCluster(options: ClusterOptions): Promise<Cluster> {
       workers.push(worker);
       return worker;
     },
-    async stop() {
-      await Promise.all(children.map((child) => stopProcess(child)));
-      await redis.privateServer?.stop();
-    },
+    stop,
   };
 }
 
+/** A fresh random token in `<state>/api-token`, mode 0600. */
+function writeApiToken(stateFolder: string): string {
+  const token = randomBytes(24).toString('base64url');
+  const file = apiTokenFile(stateFolder);
+  writeFileSync(file, `${token}\n`, { mode: 0o600 });
+  chmodSync(file, 0o600); // the mode above applies only when the file is new
+  return token;
+}
+
+/** Generous: on a busy machine loading TypeScript and TensorFlow.js takes a while. */
+const START_TIMEOUT_MS = 90_000;
+
 async function waitForApi(url: string, children: ChildProcess[]): Promise<void> {
-  const deadline = Date.now() + 30_000;
+  const deadline = Date.now() + START_TIMEOUT_MS;
   for (;;) {
     const dead = children.find((child) => child.exitCode !== null);
     if (dead)
@@ -89,7 +120,8 @@ async function waitForApi(url: string, children: ChildProcess[]): Promise<void> 
     } catch {
       // not listening yet
     }
-    if (Date.now() > deadline) throw new Error(`The API did not become ready at ${url} within 30 s.`);
+    if (Date.now() > deadline)
+      throw new Error(`The API did not become ready at ${url} within ${START_TIMEOUT_MS / 1000} s.`);
     await new Promise((wake) => setTimeout(wake, 200));
   }
 }

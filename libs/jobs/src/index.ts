@@ -2,6 +2,7 @@ export * from './artifacts.js';
 export * from './child-task.js';
 export * from './compute-plan.js';
 export * from './limits.js';
+export * from './logger.js';
 export * from './metrics.js';
 export * from './queues.js';
 export * from './redis.js';

@@ -2,7 +2,7 @@
  * Run records in Redis. Each field of a run is its own hash field, so processes that update
  * different fields (a worker's status, the merger's table) never overwrite each other.
  */
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import type { RunSpec } from './run-spec.js';
 
@@ -57,7 +57,9 @@ const key = {
   run: (id: string) => `grove:run:${id}`,
   metrics: (id: string) => `grove:run:${id}:metrics`,
   cancel: (id: string) => `grove:run:${id}:cancel`,
-  idempotency: (token: string) => `grove:idempotency:${token}`,
+  /** Hashed: a key's length and bytes are the client's; `scope` keeps one caller's keys from another's. */
+  idempotency: (token: string, scope: string) =>
+    `grove:idempotency:${createHash('sha256').update(`${scope}\n${token}`).digest('hex')}`,
   index: 'grove:runs',
 };
 
@@ -82,13 +84,15 @@ export class RunStore {
 
   /**
    * Creates the run unless one with this id (or idempotency key) exists; either way returns
-   * the stored record and whether this call created it.
+   * the stored record and whether this call created it. An idempotency key counts only within
+   * its `scope` (the caller), so one caller cannot find another's run by guessing its key.
    */
-  async create(spec: RunSpec, idempotencyKey?: string): Promise<{ record: RunRecord; created: boolean }> {
+  async create(spec: RunSpec, idempotencyKey?: string, scope = ''): Promise<{ record: RunRecord; created: boolean }> {
     let id = spec.id ?? newRunId();
     if (idempotencyKey) {
-      const claimed = await this.redis.set(key.idempotency(idempotencyKey), id, 'EX', IDEMPOTENCY_TTL_SECONDS, 'NX');
-      if (!claimed) id = (await this.redis.get(key.idempotency(idempotencyKey))) as string;
+      const idempotency = key.idempotency(idempotencyKey, scope);
+      const claimed = await this.redis.set(idempotency, id, 'EX', IDEMPOTENCY_TTL_SECONDS, 'NX');
+      if (!claimed) id = (await this.redis.get(idempotency)) as string;
     }
     const now = new Date().toISOString();
     const created = await this.redis.hsetnx(key.run(id), 'createdAt', now);

@@ -52,10 +52,14 @@ export class RunScheduler {
     this.flows = new FlowProducer({ connection });
   }
 
-  /** Validates and records a run and queues its seed job; the same id or key twice makes one run. */
-  async submit(input: unknown, idempotencyKey?: string): Promise<{ record: RunRecord; created: boolean }> {
+  /** Validates and records a run and queues its seed job; the same id, or key within one scope, twice makes one run. */
+  async submit(
+    input: unknown,
+    idempotencyKey?: string,
+    scope?: string,
+  ): Promise<{ record: RunRecord; created: boolean }> {
     const spec = parseRunSpecWithin(input, this.limits);
-    const result = await this.runs.create(spec, idempotencyKey);
+    const result = await this.runs.create(spec, idempotencyKey, scope);
     if (result.created) await this.queueSeed(result.record.id);
     return result;
   }

@@ -10,7 +10,8 @@
     );
 
   async function json(path, options) {
-    const response = await fetch(path, options);
+    // The header tells the API this request comes from the page itself, not a form on another site.
+    const response = await fetch(path, { ...options, headers: { 'x-grove-ui': '1', ...options?.headers } });
     const body = await response.json().catch(() => ({}));
     if (!response.ok) throw new Error(body.error ?? `${response.status} ${response.statusText}`);
     return body;

@@ -3,10 +3,11 @@ import { cpus } from 'node:os';
 import { join, resolve } from 'node:path';
 import { DEMO_RUN, redactRedisUrl, stateFolder } from '@grove/jobs';
 import type { Command } from 'commander';
-import { apiClientFromEnv } from '../api-client.js';
-import { startCluster } from '../cluster.js';
+import { ApiClient, apiClientFromEnv } from '../api-client.js';
+import { apiTokenFile } from '../api-token.js';
+import { type Cluster, startCluster } from '../cluster.js';
 import { followLogs } from '../logs.js';
-import { dataRoots, positiveInteger } from '../options.js';
+import { dataRoots, nonNegativeInteger, positiveInteger } from '../options.js';
 import { printTable } from '../table.js';
 import { followRun, renderBars, renderRun } from '../watch.js';
 
@@ -20,13 +21,19 @@ export function registerService(program: Command): void {
     .option('--json', 'end by printing the finished run record as JSON', false)
     .option('--spec <file>', 'run this spec (JSON) instead of the built-in demo; its folders become data roots')
     .option('--data-root <dir>', 'a folder whose data runs may name (repeatable)', dataRoots, [])
-    .action(async (options: { workers: number; json: boolean; spec?: string; dataRoot: string[] }) => {
+    .option(NO_AUTH, NO_AUTH_HELP)
+    .action(async (options: { workers: number; json: boolean; spec?: string; dataRoot: string[]; auth: boolean }) => {
       const spec = options.spec ? readSpec(options.spec) : DEMO_RUN;
       const state = stateFolder();
       const roots = [...options.dataRoot, ...specFolders(spec)];
-      const cluster = await startCluster({ stateFolder: state, workers: options.workers, dataRoots: roots });
+      const cluster = await startCluster({
+        stateFolder: state,
+        workers: options.workers,
+        dataRoots: roots,
+        auth: options.auth,
+      });
       process.stderr.write(
-        `cluster: api ${cluster.apiUrl} (dashboard ${cluster.apiUrl}/ui), redis ${redactRedisUrl(cluster.redisUrl)}, ${options.workers} workers; state in ${state}\n`,
+        `cluster: api ${cluster.apiUrl}, redis ${redactRedisUrl(cluster.redisUrl)}, ${options.workers} workers; state in ${state}\n${access(cluster, state)}`,
       );
       const stop = async () => {
         await cluster.stop();
@@ -34,7 +41,7 @@ export function registerService(program: Command): void {
       };
       process.once('SIGINT', stop);
       try {
-        const client = apiClientFromEnv(cluster.apiUrl);
+        const client = new ApiClient(cluster.apiUrl, cluster.token);
         const { id } = await client.submit(spec);
         const run = await followRun(client, id);
         if (run.status !== 'completed')
@@ -50,7 +57,7 @@ export function registerService(program: Command): void {
   program
     .command('up')
     .description('Run a local cluster (Redis, API, merge service, workers) until interrupted.')
-    .option('--workers <n>', 'worker processes (default: one per core)', positiveInteger, cpus().length)
+    .option('--workers <n>', 'worker processes, 0 for none (default: one per core)', nonNegativeInteger, cpus().length)
     .option('--port <n>', 'API port', positiveInteger, 8080)
     .option(
       '--data-root <dir>',
@@ -58,16 +65,18 @@ export function registerService(program: Command): void {
       dataRoots,
       [],
     )
-    .action(async (options: { workers: number; port: number; dataRoot: string[] }) => {
+    .option(NO_AUTH, NO_AUTH_HELP)
+    .action(async (options: { workers: number; port: number; dataRoot: string[]; auth: boolean }) => {
       const state = stateFolder();
       const cluster = await startCluster({
         stateFolder: state,
         workers: options.workers,
         port: options.port,
         dataRoots: options.dataRoot,
+        auth: options.auth,
       });
       process.stderr.write(
-        `grove is up: api ${cluster.apiUrl} (docs at /docs), redis ${redactRedisUrl(cluster.redisUrl)}, ${options.workers} workers; Ctrl-C stops\n`,
+        `grove is up: api ${cluster.apiUrl} (docs at /docs), redis ${redactRedisUrl(cluster.redisUrl)}, ${options.workers} workers; Ctrl-C stops\n${access(cluster, state)}`,
       );
       await new Promise<void>((done) => {
         process.once('SIGINT', done);
@@ -158,6 +167,19 @@ function specFolders(spec: unknown): string[] {
   return domains
     .filter((domain): domain is string => typeof domain === 'string' && domain.indexOf('=') > 0)
     .map((domain) => resolve(domain.slice(domain.indexOf('=') + 1)));
+}
+
+const NO_AUTH = '--no-auth';
+const NO_AUTH_HELP = 'serve the API without a token: anyone on this machine can use it';
+
+/** How to reach the API: the token and where it is kept, and the dashboard link that carries it. */
+function access(cluster: Cluster, state: string): string {
+  if (!cluster.token) return `dashboard ${cluster.dashboardUrl} (no token: open to every user of this machine)\n`;
+  return [
+    `token ${cluster.token} (in ${apiTokenFile(state)}, which grove commands read; or set GROVE_API_TOKEN)`,
+    `dashboard ${cluster.dashboardUrl}`,
+    '',
+  ].join('\n');
 }
 
 function readSpec(file: string): unknown {
