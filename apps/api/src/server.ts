@@ -34,7 +34,7 @@ import { allowedHosts, registerHostCheck } from './hosts.js';
 import { registerMetrics } from './metrics.js';
 import { isRedisUnavailable, pingRedis, RETRY_AFTER_SECONDS } from './redis.js';
 import { RunId, RunIdParams } from './schemas.js';
-import { registerUi, runView } from './ui.js';
+import { forgetRunView, registerUi, runView } from './ui.js';
 
 export interface ApiOptions {
   scheduler: RunScheduler;
@@ -196,6 +196,7 @@ export async function buildApi({
       const { id } = request.params;
       if (!(await scheduler.runs.get(id))) return reply.code(404).send({ error: `No run with id "${id}".` });
       await scheduler.cancel(id);
+      forgetRunView(scheduler, id);
       return reply.code(202).send({ id, status: (await scheduler.runs.get(id))?.status });
     },
   );
@@ -216,6 +217,7 @@ export async function buildApi({
       const { id } = request.params;
       try {
         const { record, generation } = await scheduler.grow(id, request.body);
+        forgetRunView(scheduler, id);
         return reply.code(202).send({ id, status: record.status, generation, domains: record.spec.domains });
       } catch (error) {
         if (error instanceof RunNotFoundError) return reply.code(404).send({ error: error.message });

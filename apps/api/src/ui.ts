@@ -66,6 +66,11 @@ export function runView(scheduler: RunScheduler, id: string): Promise<RunView | 
   return view;
 }
 
+/** Drops a run's cached view: a change this API made (grow, cancel) shows on the next read. */
+export function forgetRunView(scheduler: RunScheduler, id: string): void {
+  viewCaches.get(scheduler)?.delete(id);
+}
+
 async function readRunView(scheduler: RunScheduler, id: string) {
   const record = await scheduler.runs.get(id);
   if (!record) return undefined;
