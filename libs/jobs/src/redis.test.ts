@@ -179,28 +179,34 @@ describe('an external Redis that may lose jobs', () => {
 
   it('makes a service process warn at start, or exit with GROVE_REQUIRE_DURABLE_REDIS=1', async () => {
     const service = (env: Record<string, string>) =>
-      new Promise<{ code: number | null; stderr: string }>((done) => {
+      new Promise<{ code: number | null; stderr: string; stdout: string }>((done) => {
         const script =
           "const { runServiceProcess } = await import('@grove/jobs');" +
           "await runServiceProcess('probe', () => ({ stop: async () => {} }), 'started');" +
           'process.exit(0);';
         const child = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], {
           env: { ...process.env, REDIS_URL: url, ...env },
-          stdio: ['ignore', 'ignore', 'pipe'],
+          stdio: ['ignore', 'pipe', 'pipe'],
         });
         let stderr = '';
+        let stdout = '';
         child.stderr?.on('data', (chunk) => {
           stderr += chunk;
         });
-        child.once('exit', (code) => done({ code, stderr }));
+        child.stdout?.on('data', (chunk) => {
+          stdout += chunk;
+        });
+        child.once('exit', (code) => done({ code, stderr, stdout }));
       });
     const warned = await service({ GROVE_REQUIRE_DURABLE_REDIS: '' });
     assert.equal(warned.code, 0, warned.stderr);
-    assert.match(warned.stderr, /WARNING probe: Redis is not durable: AOF is off .*\n.*probe \d+: started/);
+    assert.match(warned.stderr, /WARNING probe: Redis is not durable: AOF is off /);
+    // The service's own log is JSON lines on stdout: it started after the warning.
+    assert.match(warned.stdout, /"msg":"started"/);
     const refused = await service({ GROVE_REQUIRE_DURABLE_REDIS: '1' });
     assert.equal(refused.code, 1);
-    assert.match(refused.stderr, /Refusing to start \(GROVE_REQUIRE_DURABLE_REDIS=1\)/);
-    assert.doesNotMatch(refused.stderr, /started/);
+    assert.match(refused.stdout, /Refusing to start \(GROVE_REQUIRE_DURABLE_REDIS=1\)/);
+    assert.doesNotMatch(refused.stdout, /"msg":"started"/);
   });
 });
 
