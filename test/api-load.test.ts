@@ -3,7 +3,7 @@
  * racing grows of one run, many idle event-stream clients, a client that never reads.
  */
 import assert from 'node:assert/strict';
-import { mkdtempSync } from 'node:fs';
+import { mkdirSync, mkdtempSync } from 'node:fs';
 import { get, type IncomingMessage } from 'node:http';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -76,6 +76,16 @@ async function healthLatencyP95(base: string): Promise<number> {
 
 describe('API under load', { timeout: 180_000 }, () => {
   const state = mkdtempSync(join(tmpdir(), 'grove-api-load-'));
+  // Runs with many experts name folders of their own: empty ones inside a data root do, since
+  // submission checks only where a folder is (the worker reads it).
+  const dataRoot = join(state, 'data');
+  for (let index = 0; index < 17; index++) mkdirSync(join(dataRoot, `d${index}`), { recursive: true });
+  const previousRoots = process.env.GROVE_DATA_ROOTS;
+  process.env.GROVE_DATA_ROOTS = dataRoot;
+  after(() => {
+    if (previousRoots === undefined) delete process.env.GROVE_DATA_ROOTS;
+    else process.env.GROVE_DATA_ROOTS = previousRoots;
+  });
   let redis: PrivateRedis;
   let connection: Redis;
   let scheduler: RunScheduler;
@@ -176,7 +186,9 @@ describe('API under load', { timeout: 180_000 }, () => {
     try {
       await scheduler.submit({ id: 'flooded', domains: ['press'] });
       const stalled = connect(Number(port), '127.0.0.1');
-      stalled.write(`GET /v1/runs/flooded/events HTTP/1.1\r\nhost: x\r\nauthorization: Bearer ${TOKENS[5]}\r\n\r\n`);
+      stalled.write(
+        `GET /v1/runs/flooded/events HTTP/1.1\r\nhost: 127.0.0.1\r\nauthorization: Bearer ${TOKENS[5]}\r\n\r\n`,
+      );
       stalled.pause();
       stalled.on('error', () => {});
       await new Promise((wake) => setTimeout(wake, 500));
@@ -217,7 +229,7 @@ describe('API under load', { timeout: 180_000 }, () => {
     const small = { id: 'few-jobs', domains: ['press', 'lore'] };
     const large = {
       id: 'many-jobs',
-      domains: Array.from({ length: 16 }, (_, index) => `d${index}=/data/d${index}`),
+      domains: Array.from({ length: 16 }, (_, index) => `d${index}=${dataRoot}/d${index}`),
       expertReplicas: 4,
     };
     for (const input of [small, large]) {
@@ -225,7 +237,9 @@ describe('API under load', { timeout: 180_000 }, () => {
       await scheduler.branch(record.id, record.spec);
     }
     const address = /addr=(\S+)/.exec((await connection.client('INFO')) as string)?.[1];
-    const monitor = await connection.monitor();
+    // MONITOR is the administrator's: the application's user may not run it.
+    const admin = connectRedis(redis.adminUrl);
+    const monitor = await admin.monitor();
     const sent: string[] = [];
     let scripted = 0;
     monitor.on('monitor', (_time: string, args: string[], source: string) => {
@@ -243,6 +257,7 @@ describe('API under load', { timeout: 180_000 }, () => {
     const few = await commandsOf(small.id);
     const many = await commandsOf(large.id);
     monitor.disconnect();
+    admin.disconnect();
     t.diagnostic(
       `${few.jobs} jobs: ${few.sent.length} commands (${few.scripted} in scripts); ${many.jobs} jobs: ${many.sent.length} (${many.scripted})`,
     );
@@ -253,11 +268,11 @@ describe('API under load', { timeout: 180_000 }, () => {
 
   it('refuses a run over a cluster limit with 400 naming the field', async () => {
     const cases: [Record<string, unknown>, string][] = [
-      [{ domains: Array.from({ length: 17 }, (_, index) => `d${index}=/data/d${index}`) }, 'domains'],
+      [{ domains: Array.from({ length: 17 }, (_, index) => `d${index}=${dataRoot}/d${index}`) }, 'domains'],
       [{ domains: ['press'], expertReplicas: 9 }, 'expertReplicas'],
       [
         {
-          domains: Array.from({ length: 9 }, (_, index) => `d${index}=/data/d${index}`),
+          domains: Array.from({ length: 9 }, (_, index) => `d${index}=${dataRoot}/d${index}`),
           experts: Array.from({ length: 9 }, (_, index) => ({ domain: `d${index}`, steps: 10, replicas: 8 })),
         },
         'experts',

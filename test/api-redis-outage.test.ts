@@ -12,6 +12,7 @@ import { startApi } from '@grove/api';
 import { connectRedis, freePort, type PrivateRedis, startPrivateRedis } from '@grove/jobs';
 import type { Redis } from 'ioredis';
 import { pino } from 'pino';
+import { storedKeys } from './api-server.js';
 
 const AUTH = { authorization: 'Bearer secret', 'content-type': 'application/json' };
 
@@ -76,12 +77,12 @@ describe('API during a Redis outage', { timeout: 120_000 }, () => {
     }
     await new Promise((wake) => setTimeout(wake, 500));
     assert.deepEqual(
-      (await probe.keys('grove:run:*')).filter((key) => !key.startsWith('grove:run:before-outage')),
+      (await storedKeys(probe, 'grove:run:*')).filter((key) => !key.startsWith('grove:run:before-outage')),
       [],
       'nothing of the refused or abandoned submissions reached Redis',
     );
     assert.equal(
-      (await probe.keys('bull:*:during-outage*')).length + (await probe.keys('bull:*:abandoned*')).length,
+      (await storedKeys(probe, 'bull:*:during-outage*')).length + (await storedKeys(probe, 'bull:*:abandoned*')).length,
       0,
     );
     const retried = await submit('abandoned');

@@ -3,6 +3,7 @@ import { request } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { buildApi } from '@grove/api/server';
 import { connectRedis, RunScheduler, startPrivateRedis } from '@grove/jobs';
+import type { Redis } from 'ioredis';
 
 export interface Answer {
   status: number;
@@ -53,4 +54,16 @@ export function send(
     outgoing.on('error', reject);
     outgoing.end(body);
   });
+}
+
+/** Keys matching `pattern`, by SCAN: the application's Redis user may not run KEYS. */
+export async function storedKeys(redis: Redis, pattern: string): Promise<string[]> {
+  const found: string[] = [];
+  let cursor = '0';
+  do {
+    const [next, keys] = await redis.scan(cursor, 'MATCH', pattern, 'COUNT', 1000);
+    found.push(...keys);
+    cursor = next;
+  } while (cursor !== '0');
+  return found;
 }
