@@ -23,6 +23,9 @@ export interface StartApiOptions {
   logger?: FastifyBaseLogger;
 }
 
+/** How long stopping waits for queues to close before it drops the Redis connections. */
+const STOP_GRACE_MS = 5_000;
+
 export async function startApi(options: StartApiOptions) {
   if (options.tokens.length === 0 && !LOOPBACK_HOSTS.includes(options.host)) {
     throw new Error(`Refusing to serve ${options.host} without GROVE_API_TOKENS: set tokens or bind 127.0.0.1.`);
@@ -47,8 +50,13 @@ export async function startApi(options: StartApiOptions) {
   return {
     address,
     async stop() {
-      await app.close();
-      await scheduler.close();
+      // With Redis gone, closing queues waits for a reconnection that never comes: give it a
+      // few seconds, then drop the connections, which ends whatever still waits on them.
+      const closing = (async () => {
+        await app.close();
+        await scheduler.close();
+      })();
+      await Promise.race([closing, new Promise((wake) => setTimeout(wake, STOP_GRACE_MS).unref())]);
       connection.disconnect();
       eventsConnection.disconnect();
     },

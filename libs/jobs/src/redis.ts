@@ -203,7 +203,7 @@ export async function startPrivateRedis(stateFolder: string): Promise<PrivateRed
     process: child,
     stop: () =>
       new Promise<void>((done) => {
-        if (child.exitCode !== null) return done();
+        if (child.exitCode !== null || child.signalCode !== null) return done(); // already gone, killed or not
         child.once('exit', () => done());
         child.kill('SIGTERM');
       }),
