@@ -66,7 +66,7 @@ const RECIPES: Recipe[] = [
       if (command.includes('--json')) workspace.lastRunId = (JSON.parse(lastLine(stdout)) as { id: string }).id;
     },
   },
-  { pattern: /^npx grove (train|eval|generate|bench trainer)\b/, run: runInWorkspace },
+  { pattern: /^npx grove (train|eval|generate|export|import|bench trainer)\b/, run: runInWorkspace },
   { pattern: /^npx tsx bench\/(localsgd|codec|moe-dispatch|service|profile-step)\.ts\b/, run: runInWorkspace },
   {
     pattern: /^npx tsx bench\/routing-shares\.ts \.grove\/runs\/<id>\//,
