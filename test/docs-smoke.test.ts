@@ -55,7 +55,12 @@ const RECIPES: Recipe[] = [
       // The posted spec has the default budgets: cancel the run rather than train it.
       const { id } = JSON.parse(stdout) as { id: string };
       assert.ok(id, `the API answered without a run id: ${stdout}`);
-      assert.equal((await fetch(`${url}/v1/runs/${id}`, { method: 'DELETE' })).ok, true);
+      const token = readFileSync(join(workspace.folder, '.grove', 'api-token'), 'utf8').trim();
+      const cancelled = await fetch(`${url}/v1/runs/${id}`, {
+        method: 'DELETE',
+        headers: { authorization: `Bearer ${token}` },
+      });
+      assert.equal(cancelled.ok, true);
     },
   },
   {
@@ -130,8 +135,9 @@ let cluster: ChildProcess | undefined;
 async function startSharedCluster(command: string, workspace: Workspace): Promise<void> {
   assert.equal(cluster, undefined, 'the docs start `grove up` twice');
   const port = await freePort();
-  const state = join(workspace.folder, 'cluster');
-  mkdirSync(state);
+  // The documented state folder, so the token file is where the docs' later commands read it.
+  const state = join(workspace.folder, '.grove');
+  mkdirSync(state, { recursive: true });
   const log = join(workspace.folder, 'grove-up.log');
   cluster = shell(`${command} --port ${port}`, { ...workspace.env, GROVE_STATE_DIR: state }, [
     'ignore',
