@@ -25,20 +25,23 @@ const spec = {
 };
 
 const toFirstStep: number[] = [];
+const auth: Record<string, string> = cluster.token ? { authorization: `Bearer ${cluster.token}` } : {};
 const overheadPerJob: number[] = [];
 for (let i = 0; i < runs; i++) {
   const posted = Date.now();
   const response = await fetch(`${cluster.apiUrl}/v1/runs`, {
     method: 'POST',
-    headers: { 'content-type': 'application/json' },
+    headers: { 'content-type': 'application/json', ...auth },
     body: JSON.stringify({ ...spec, id: `bench-${i}` }),
   });
   const { id } = (await response.json()) as { id: string };
   let firstStep: number | undefined;
   for (;;) {
-    const run = (await (await fetch(`${cluster.apiUrl}/v1/runs/${id}`)).json()) as { status: string };
+    const run = (await (await fetch(`${cluster.apiUrl}/v1/runs/${id}`, { headers: auth })).json()) as {
+      status: string;
+    };
     if (firstStep === undefined) {
-      const { points } = (await (await fetch(`${cluster.apiUrl}/v1/runs/${id}/metrics`)).json()) as {
+      const { points } = (await (await fetch(`${cluster.apiUrl}/v1/runs/${id}/metrics`, { headers: auth })).json()) as {
         points: { time: string }[];
       };
       if (points.length) firstStep = Date.parse(points[0].time);

@@ -22,7 +22,7 @@ describe('grove up', () => {
     const port = await freePort();
     const up = spawn(
       process.execPath,
-      [GROVE, 'up', '--workers', '1', '--port', String(port), '--data-root', join(base, 'root')],
+      [GROVE, 'up', '--workers', '1', '--port', String(port), '--data-root', join(base, 'root'), '--no-auth'],
       {
         env: { ...process.env, GROVE_STATE_DIR: state, GROVE_BACKEND: 'wasm', REDIS_URL: '', GROVE_DATA_ROOTS: '' },
         stdio: ['ignore', 'pipe', 'pipe'],
